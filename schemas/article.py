@@ -1,0 +1,154 @@
+"""The `article` schema: news of agreements and partnerships, summarized in English."""
+
+from __future__ import annotations
+
+import calendar
+from typing import ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ._common import check_language_code, count_sentences, fold, reject_duplicates
+
+
+
+class Organization(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="The organization's name in English.")
+    name_original: str = Field(
+        min_length=1,
+        max_length=200,
+        description="The name exactly as written in the source text, in the source's language and script.",
+    )
+    type: Literal["company", "government", "university", "research", "association", "other"] = Field(
+        description="What kind of organization it is."
+    )
+    role: Literal["party", "mentioned"] = Field(
+        description="'party' if it signed or entered the agreement, otherwise 'mentioned'."
+    )
+    country: str | None = Field(max_length=100, description="Country in English, or null if unknown.")
+
+
+class Person(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="The person's name in English (Latin script).")
+    name_original: str = Field(
+        min_length=1, max_length=200, description="The name exactly as written in the source text."
+    )
+    title: str | None = Field(max_length=200, description="Job title or function in English, or null.")
+    organization: str | None = Field(
+        max_length=200, description="English name of the organization the person speaks for, or null."
+    )
+
+
+class SignedOn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    year: int | None = Field(ge=1900, le=2100, description="Year the agreement was signed, or null if not stated.")
+    month: int | None = Field(ge=1, le=12, description="Month (1-12), or null if not stated.")
+    day: int | None = Field(ge=1, le=31, description="Day of the month, or null if not stated.")
+    as_written: str = Field(
+        min_length=1, max_length=100, description="The date exactly as written in the source text."
+    )
+
+    @model_validator(mode="after")
+    def _real_calendar_date(self) -> SignedOn:
+        if self.day is not None and self.month is None:
+            raise ValueError("signed_on has a day but no month; give the month or set day to null")
+        if self.day is not None and self.month is not None:
+            # Without a year, allow 29 February; with one, the real calendar decides.
+            year = self.year if self.year is not None else 2000
+            last = calendar.monthrange(year, self.month)[1]
+            if self.day > last:
+                raise ValueError(f"signed_on {year if self.year else '????'}-{self.month:02d}-{self.day:02d} "
+                                 f"is not a real date (that month has {last} days)")
+        return self
+
+
+class Agreement(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: str = Field(
+        min_length=1, max_length=120,
+        description="Kind of agreement in English, e.g. 'strategic cooperation agreement'.",
+    )
+    parties: list[str] = Field(
+        min_length=1, max_length=10,
+        description="English names of the parties; each must be the 'name' of an entry in organizations.",
+    )
+    signed_on: SignedOn | None = Field(description="When it was signed, or null if the text does not say.")
+    place: str | None = Field(max_length=200, description="Where it was signed, in English, or null.")
+    term_years: int | None = Field(ge=1, le=100, description="Duration in years if stated, else null.")
+    areas: list[str] = Field(
+        max_length=10, description="Areas of cooperation in English, short noun phrases."
+    )
+
+    @model_validator(mode="after")
+    def _no_duplicates(self) -> Agreement:
+        reject_duplicates(self.parties, "party")
+        reject_duplicates(self.areas, "area")
+        return self
+
+
+class KeyFigure(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    value: str = Field(min_length=1, max_length=100, description="The number exactly as written in the source.")
+    meaning: str = Field(min_length=1, max_length=200, description="What the number measures, in English.")
+
+
+class Article(BaseModel):
+    """English summary and structured facts of a news article about agreements and partnerships."""
+
+    SCHEMA_ID: ClassVar[str] = "article"
+    SCHEMA_VERSION: ClassVar[str] = "1"
+
+    model_config = ConfigDict(extra="forbid", title="Article")
+
+    title: str = Field(min_length=1, max_length=200, description="A short headline in English.")
+    summary: str = Field(
+        min_length=20, max_length=1500,
+        description="2 to 5 sentences in English, even when the source is in another language.",
+    )
+    source_language: str = Field(
+        pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the source text's language, e.g. 'ru', 'de', 'pt'."
+    )
+    organizations: list[Organization] = Field(
+        max_length=20, description="Organizations named in the text, each listed once."
+    )
+    people: list[Person] = Field(max_length=20, description="People named in the text, each listed once.")
+    agreement: Agreement | None = Field(description="The agreement the text reports, or null if there is none.")
+    key_figures: list[KeyFigure] = Field(
+        max_length=15, description="Important numbers (amounts, counts, capacities) as written in the text."
+    )
+    topics: list[str] = Field(max_length=8, description="A few English topic keywords.")
+
+    @field_validator("source_language")
+    @classmethod
+    def _iso_639_1(cls, value: str) -> str:
+        return check_language_code(value)
+
+    @field_validator("summary")
+    @classmethod
+    def _two_to_five_sentences(cls, value: str) -> str:
+        n = count_sentences(value)
+        if not 2 <= n <= 5:
+            raise ValueError(f"summary has {n} sentence(s); write 2 to 5 sentences")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Article:
+        reject_duplicates((o.name for o in self.organizations), "organization")
+        reject_duplicates((p.name for p in self.people), "person")
+        reject_duplicates(self.topics, "topic")
+        reject_duplicates((f"{k.value} {k.meaning}" for k in self.key_figures), "key figure")
+        if self.agreement is not None:
+            known = {fold(o.name) for o in self.organizations} | {fold(o.name_original) for o in self.organizations}
+            missing = [p for p in self.agreement.parties if fold(p) not in known]
+            if missing:
+                raise ValueError(
+                    f"agreement parties {missing} are not among the organizations; "
+                    "add them to organizations or use the organization's exact 'name'"
+                )
+        return self

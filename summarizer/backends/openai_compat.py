@@ -1,0 +1,233 @@
+"""Backend for OpenAI and every OpenAI-compatible server, through the `openai` package."""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from typing import Any
+
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from ..errors import (
+    AuthError,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    TransientError,
+)
+from ..ratelimit import RateLimiter
+from .base import Completion, CompletionRequest, Usage
+
+_TRANSIENT_STATUS = {408, 409, 429}
+_MODE_REJECTED_STATUS = {400, 422}
+
+
+def schema_instruction(request: CompletionRequest) -> str:
+    """The sentence that carries the JSON Schema when the server cannot enforce it."""
+    return (
+        "\n\nAnswer with exactly one JSON object, no prose and no code fence. "
+        f"It must conform to this JSON Schema:\n{request.schema.json_schema_text}"
+    )
+
+
+def parse_retry_after(headers: Any) -> float | None:
+    """Seconds to wait from retry-after-ms or Retry-After (seconds or an HTTP date)."""
+    if headers is None:
+        return None
+    value = headers.get("retry-after-ms")
+    if value:
+        try:
+            return max(0.0, float(value) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def estimate_tokens(request: CompletionRequest) -> int:
+    """A cheap upper-ish guess of a request's tokens, for --tpm before the server counts."""
+    chars = sum(len(str(m.get("content") or "")) for m in request.messages)
+    return chars // 3 + request.max_tokens
+
+
+class OpenAIBackend:
+    """Chat completions with structured output, one retry layer (tenacity), modes with fallback."""
+
+    def __init__(
+        self,
+        *,
+        model: str,
+        base_url: str | None,
+        api_key: str,
+        mode: str = "auto",
+        timeout: float = 60.0,
+        max_attempts: int = 4,
+        max_retry_wait: float = 60.0,
+        backoff: float = 1.0,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        from openai import AsyncOpenAI  # heavy import, paid only when a request is made
+
+        self.model = model
+        self.base_url = base_url
+        self._secret = api_key
+        self._auto = mode == "auto"
+        self.mode = "json_schema" if self._auto else mode
+        self._max_attempts = max_attempts
+        self._max_retry_wait = max_retry_wait
+        self._backoff = backoff
+        self._limiter = limiter or RateLimiter()
+        # max_retries=0: tenacity below is the only retry layer, so attempts never multiply.
+        self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
+        self._formats: dict[tuple[str, str], dict[str, Any]] = {}
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(self._max_attempts),
+            retry=retry_if_exception(self._worth_retrying),
+            wait=self._wait,
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._send_with_fallback(request)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    def _worth_retrying(self, exc: BaseException) -> bool:
+        if isinstance(exc, RateLimited) and (exc.retry_after or 0) > self._max_retry_wait:
+            return False  # the caller defers the document instead of blocking a worker
+        return isinstance(exc, TransientError)
+
+    def _wait(self, state: Any) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return exc.retry_after  # the limiter already paused the whole run for as long
+        return wait_random_exponential(multiplier=self._backoff, max=30)(state)
+
+    async def _send_with_fallback(self, request: CompletionRequest) -> Completion:
+        mode = self.mode
+        try:
+            return await self._send(request, mode)
+        except RequestRejected as exc:
+            if not (self._auto and mode == "json_schema" and exc.status_code in _MODE_REJECTED_STATUS):
+                raise
+        # The server rejected json_schema: remember json_object for the rest of the run.
+        self.mode = "json_object"
+        return await self._send(request, self.mode)
+
+    def _format_kwargs(self, request: CompletionRequest, mode: str) -> dict[str, Any]:
+        key = (request.schema.id + ":" + request.schema.sha256, mode)
+        kwargs = self._formats.get(key)
+        if kwargs is None:
+            schema = request.schema
+            if mode == "json_schema":
+                kwargs = {"response_format": {"type": "json_schema", "json_schema": {
+                    "name": schema.id, "schema": schema.json_schema, "strict": schema.strict}}}
+            elif mode == "json_object":
+                kwargs = {"response_format": {"type": "json_object"}}
+            elif mode == "tools":
+                kwargs = {
+                    "tools": [{"type": "function", "function": {
+                        "name": schema.id, "description": f"Record the extracted {schema.id}.",
+                        "parameters": schema.json_schema, "strict": schema.strict}}],
+                    "tool_choice": {"type": "function", "function": {"name": schema.id}},
+                }
+            else:
+                raise ValueError(f"unknown mode {mode!r}")
+            self._formats[key] = kwargs
+        return kwargs
+
+    async def _send(self, request: CompletionRequest, mode: str) -> Completion:
+        import openai
+
+        messages = [dict(m) for m in request.messages]  # never mutate the caller's list
+        if mode == "json_object":
+            messages[0]["content"] = str(messages[0]["content"]) + schema_instruction(request)
+        estimated = estimate_tokens(request)
+        await self._limiter.acquire(estimated)
+        try:
+            response = await self._client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                **self._format_kwargs(request, mode),
+            )
+        except openai.APITimeoutError as exc:
+            raise TransientError(f"the model server did not answer in time ({self._where()})") from exc
+        except openai.APIConnectionError as exc:
+            raise TransientError(f"cannot reach the model server at {self._where()}: {self._clean(exc)}") from exc
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        return self._unpack(response, mode, estimated)
+
+    def _unpack(self, response: Any, mode: str, estimated: int) -> Completion:
+        if not getattr(response, "choices", None):
+            raise TransientError(f"the model server sent an answer with no choices ({self._where()})")
+        choice = response.choices[0]
+        message = choice.message
+        content = message.content
+        if mode == "tools" and message.tool_calls:
+            content = message.tool_calls[0].function.arguments
+        usage = Usage(requests=1)
+        if response.usage is not None:
+            usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0, 1)
+            self._limiter.reconcile(estimated, usage.total_tokens)
+        return Completion(
+            content=content,
+            finish_reason=choice.finish_reason,
+            refusal=getattr(message, "refusal", None),
+            usage=usage,
+            mode=mode,
+        )
+
+    def _status_error(self, exc: Any) -> Exception:
+        status = exc.status_code
+        detail = self._clean(exc)
+        if status in (401, 403):
+            return AuthError(
+                f"the model server refused the API key (HTTP {status}): check OPENAI_API_KEY "
+                f"and that it may use model {self.model!r}"
+            )
+        if status == 429:
+            if "insufficient_quota" in detail or "quota" in _error_code(exc):
+                return QuotaExhausted(
+                    "the API quota is exhausted (HTTP 429 insufficient_quota): add credit or use another key; "
+                    "finished documents are kept, re-run the same command to continue"
+                )
+            retry_after = parse_retry_after(exc.response.headers)
+            if retry_after is not None:
+                self._limiter.pause(retry_after)
+            return RateLimited(f"rate limited by the model server (HTTP 429): {detail}", retry_after)
+        if status in _TRANSIENT_STATUS or status >= 500:
+            return TransientError(f"the model server failed (HTTP {status}): {detail}")
+        return RequestRejected(f"the model server rejected the request (HTTP {status}): {detail}", status)
+
+    def _clean(self, exc: Exception) -> str:
+        # Error bodies sometimes quote the key back; it must never reach a log or a manifest.
+        text = str(exc)
+        if self._secret and len(self._secret) >= 4:
+            text = text.replace(self._secret, "[redacted]")
+        return text[:500]
+
+    def _where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+
+def _error_code(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return json.dumps([err.get("code"), err.get("type")])
+    return ""

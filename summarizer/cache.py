@@ -1,0 +1,80 @@
+"""The result cache: validated results in SQLite (WAL), keyed by everything that shapes them."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .artifacts import canonical_json, sha256_text
+
+_SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
+
+
+def cache_key(parts: Mapping[str, Any]) -> str:
+    """sha256 over the canonical JSON of the key's parts (text hash, schema, prompt, model...)."""
+    return sha256_text(canonical_json(dict(parts)))
+
+
+class Cache:
+    """One SQLite file shared safely by concurrent processes; a corrupt file is moved aside."""
+
+    def __init__(self, directory: Path, warn: Callable[[str], None] = lambda message: None) -> None:
+        self.path = directory / "cache.sqlite3"
+        self._warn = warn
+        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = self._open()
+        except sqlite3.DatabaseError as exc:
+            aside = self.path.with_name(f"cache.sqlite3.corrupt-{int(time.time())}")
+            self.path.replace(aside)
+            for suffix in ("-wal", "-shm"):
+                Path(str(self.path) + suffix).unlink(missing_ok=True)
+            self._warn(f"the cache at {self.path} was corrupt ({exc}); moved it to {aside.name} and started a new one")
+            self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout = 30000")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            db.execute(_SCHEMA)
+            row = db.execute("PRAGMA quick_check").fetchone()
+            if row is None or row[0] != "ok":
+                raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else 'no answer'}")
+        except sqlite3.DatabaseError:
+            db.close()
+            raise
+        return db
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The cached entry for key, or None."""
+        row = self._db.execute("SELECT value FROM results WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            return None
+        try:
+            return json.loads(row[0])
+        except json.JSONDecodeError:
+            self._db.execute("DELETE FROM results WHERE key = ?", (key,))
+            return None
+
+    def put(self, key: str, value: Mapping[str, Any]) -> None:
+        """Store a validated entry; the first writer of a key wins."""
+        self._db.execute(
+            "INSERT OR IGNORE INTO results (key, value, created) VALUES (?, ?, ?)",
+            (key, json.dumps(value, ensure_ascii=False), time.time()),
+        )
+
+    def integrity_ok(self) -> bool:
+        """True when SQLite's full integrity check passes."""
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def count(self) -> int:
+        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,116 @@
+"""Every exception summarizer raises on purpose, in one place.
+
+SummarizerError
+├── ConfigError            bad flags, environment or config file        -> exit 2
+├── InputError             a document cannot be read as text            -> per-document status
+│   ├── EmptyDocument
+│   └── NotTextDocument
+├── BackendError           the model server or local model failed
+│   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
+│   │   └── RateLimited    429 with an optional Retry-After
+│   ├── RequestRejected    400/404/422: retrying the same request cannot help
+│   ├── RunStopper         nothing else in the run can succeed             -> exit 2
+│   │   ├── AuthError      401/403
+│   │   └── QuotaExhausted 429 whose body says the quota is used up
+│   └── BackendMissing     the optional local backend is not installed      -> exit 2
+└── ExtractionError        the model answered, but not with a usable result
+    ├── Refused            refusal or content filter
+    ├── Truncated          finish_reason == "length" after the bigger budget
+    └── InvalidAnswer      still invalid after the allowed re-asks
+
+Only the CLI turns these into exit codes; messages name the problem and the fix.
+"""
+
+from __future__ import annotations
+
+
+class SummarizerError(Exception):
+    """Base class: the message is written for the person running the tool."""
+
+    status = "failed"
+
+
+class ConfigError(SummarizerError):
+    """Flags, environment or config file are wrong or incomplete."""
+
+
+class InputError(SummarizerError):
+    """A document cannot be turned into text to summarize."""
+
+
+class EmptyDocument(InputError):
+    """The document has no text after decoding and cleaning."""
+
+    status = "empty"
+
+
+class NotTextDocument(InputError):
+    """The document is binary (image, PDF, NUL bytes...)."""
+
+    status = "not_text"
+
+
+class BackendError(SummarizerError):
+    """The model server or local model failed to answer."""
+
+
+class TransientError(BackendError):
+    """A failure that a later identical request may not have."""
+
+
+class RateLimited(TransientError):
+    """HTTP 429; retry_after is the server's hint in seconds, if any."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestRejected(BackendError):
+    """The server rejected the request itself (400, 404, 422)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class RunStopper(BackendError):
+    """An error after which no other document can succeed either."""
+
+
+class AuthError(RunStopper):
+    """The server refused the credentials (401/403)."""
+
+
+class QuotaExhausted(RunStopper):
+    """The account has no quota left (429 with insufficient_quota)."""
+
+
+class BackendMissing(RunStopper, ConfigError):
+    """An optional backend's packages are not installed."""
+
+
+class ExtractionError(SummarizerError):
+    """The model answered, but the answer cannot be used."""
+
+    def __init__(self, message: str, raw: str | None = None) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
+class Refused(ExtractionError):
+    """The model refused, or the content filter stopped it."""
+
+    status = "refused"
+
+
+class Truncated(ExtractionError):
+    """The answer hit the output token limit, even with the larger budget."""
+
+    status = "truncated"
+
+
+class InvalidAnswer(ExtractionError):
+    """The answer did not validate after the allowed re-asks."""
+
+    status = "invalid"

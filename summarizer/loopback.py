@@ -1,0 +1,282 @@
+"""A scriptable OpenAI-compatible chat server on 127.0.0.1, for tests and benchmarks.
+
+Scripted replies are served first, in order; after that a responder (by default a canned valid
+answer) decides. Faults: HTTP status codes with headers, delays, dropped connections, truncated
+bodies, non-JSON bodies, a run-wide requests-per-minute limit, and rejecting json_schema.
+Run standalone with `python -m summarizer.loopback --port 8765 --latency 0.1`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import socket
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+SAMPLE_ARTICLE: dict[str, Any] = {
+    "title": "CATL and Zhaoqing sign comprehensive cooperation agreement",
+    "summary": "The city government of Zhaoqing signed a comprehensive cooperation agreement with CATL. "
+    "The partnership covers new energy applications, green power development and manufacturing.",
+    "source_language": "en",
+    "organizations": [
+        {"name": "CATL", "name_original": "Contemporary Amperex Technology Co. Limited", "type": "company",
+         "role": "party", "country": "China"},
+        {"name": "Zhaoqing Municipal Government", "name_original": "municipal government of Zhaoqing city",
+         "type": "government", "role": "party", "country": "China"},
+    ],
+    "people": [],
+    "agreement": {
+        "kind": "comprehensive cooperation agreement",
+        "parties": ["CATL", "Zhaoqing Municipal Government"],
+        "signed_on": None,
+        "place": None,
+        "term_years": None,
+        "areas": ["new energy applications", "green power development"],
+    },
+    "key_figures": [],
+    "topics": ["batteries", "new energy"],
+}
+
+
+@dataclass
+class Reply:
+    """One scripted answer: a chat completion, an HTTP error, or a network fault."""
+
+    content: str | None = None
+    status: int = 200
+    finish_reason: str = "stop"
+    refusal: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # raw body, sent as is (for malformed answers and error bodies)
+    delay: float = 0.0
+    fault: str | None = None  # "reset": close without answering; "cut": close mid-body
+    usage: tuple[int, int] = (100, 50)
+
+    @classmethod
+    def json(cls, data: Any, **kwargs: Any) -> Reply:
+        return cls(content=json.dumps(data, ensure_ascii=False), **kwargs)
+
+    @classmethod
+    def error(cls, status: int, message: str = "error", code: str | None = None, **kwargs: Any) -> Reply:
+        body = json.dumps({"error": {"message": message, "type": code or "error", "code": code}}).encode()
+        return cls(status=status, body=body, **kwargs)
+
+
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def canned_responder(request: dict[str, Any]) -> Reply:
+    """Answer every request with the sample article."""
+    return Reply.json(SAMPLE_ARTICLE)
+
+
+@dataclass
+class Recorded:
+    """A request as the server received it."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    at: float
+
+
+class LoopbackServer:
+    """Start with `with LoopbackServer() as server:`; point clients at `server.url`."""
+
+    def __init__(
+        self,
+        responder: Responder = canned_responder,
+        *,
+        latency: float = 0.0,
+        rpm: float | None = None,
+        reject_json_schema: bool = False,
+        fault_rate: float = 0.0,
+        seed: int = 0,
+        port: int = 0,
+    ) -> None:
+        self.responder = responder
+        self.latency = latency
+        self.reject_json_schema = reject_json_schema
+        self.fault_rate = fault_rate
+        self._random = random.Random(seed)
+        self._script: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self.rejected_429 = 0
+        self._rpm = rpm
+        self._bucket = min(rpm / 60, 10.0) if rpm else 0.0
+        self._bucket_at = time.monotonic()
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
+        self._httpd.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._httpd.server_address[1]}/v1"
+
+    def script(self, *replies: Reply) -> None:
+        """Queue replies to serve, in order, before the responder takes over."""
+        with self._lock:
+            self._script.extend(replies)
+
+    def start(self) -> LoopbackServer:
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def __enter__(self) -> LoopbackServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _admit(self) -> bool:
+        # Token bucket: rpm/60 per second, a burst of at most 10 requests.
+        if not self._rpm:
+            return True
+        with self._lock:
+            now = time.monotonic()
+            capacity = min(self._rpm / 60, 10.0)
+            self._bucket = min(capacity, self._bucket + (now - self._bucket_at) * self._rpm / 60)
+            self._bucket_at = now
+            if self._bucket >= 1:
+                self._bucket -= 1
+                return True
+            self.rejected_429 += 1
+            return False
+
+    def _next_reply(self, body: dict[str, Any]) -> Reply:
+        with self._lock:
+            if self._script:
+                return self._script.popleft()
+            roll = self._random.random() if self.fault_rate else 1.0
+        if roll < self.fault_rate:
+            return self._random_fault()
+        fmt = (body.get("response_format") or {}).get("type")
+        if self.reject_json_schema and fmt == "json_schema":
+            return Reply.error(400, "response_format json_schema is not supported")
+        return self.responder(body)
+
+    def _random_fault(self) -> Reply:
+        return self._random.choice([
+            Reply.error(503, "overloaded"),
+            Reply.error(500, "boom"),
+            Reply.error(429, "slow down", headers={"retry-after-ms": "50"}),
+            Reply(fault="reset"),
+            Reply(body=b"<html>bad gateway</html>", headers={"content-type": "text/html"}, status=502),
+            Reply(content="this is not json"),
+        ])
+
+    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_GET(self) -> None:
+                if self.path.rstrip("/").endswith("/models"):
+                    self._send(200, json.dumps({"object": "list", "data": [{"id": "loopback", "object": "model"}]}).encode())
+                else:
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("content-length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw or b"{}")
+                except json.JSONDecodeError:
+                    body = {}
+                with server._lock:
+                    server.requests.append(Recorded(self.path, dict(self.headers), body, time.monotonic()))
+                if not server._admit():
+                    self._send(429, b'{"error": {"message": "rate limit", "type": "requests"}}', {"retry-after": "1"})
+                    return
+                reply = server._next_reply(body)
+                delay = server.latency + reply.delay
+                if delay:
+                    time.sleep(delay)
+                if reply.fault == "reset":
+                    self._reset()
+                    return
+                payload = reply.body if reply.body is not None else _completion_body(body, reply)
+                if reply.fault == "cut":
+                    self.send_response(reply.status)
+                    self.send_header("content-type", "application/json")
+                    self.send_header("content-length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload[: len(payload) // 2])
+                    self.wfile.flush()
+                    self._reset()
+                    return
+                self._send(reply.status, payload, reply.headers)
+
+            def _reset(self) -> None:
+                # SO_LINGER 0 makes close() send RST: the client sees a connection reset.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+                self.close_connection = True
+                self.connection.close()
+
+            def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                headers = {"content-type": "application/json", **(headers or {})}
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+        return Handler
+
+
+def _completion_body(request: dict[str, Any], reply: Reply) -> bytes:
+    message: dict[str, Any] = {"role": "assistant", "content": reply.content, "refusal": reply.refusal}
+    if request.get("tools") and reply.content is not None:
+        name = request["tools"][0]["function"]["name"]
+        message["content"] = None
+        message["tool_calls"] = [{"id": "call_1", "type": "function",
+                                  "function": {"name": name, "arguments": reply.content}}]
+    prompt, completion = reply.usage
+    return json.dumps({
+        "id": "chatcmpl-loopback",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": request.get("model", "loopback"),
+        "choices": [{"index": 0, "message": message, "finish_reason": reply.finish_reason, "logprobs": None}],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion},
+    }, ensure_ascii=False).encode()
+
+
+def main() -> None:
+    """Serve canned answers until interrupted (for benchmarks and manual runs)."""
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    parser.add_argument("--rpm", type=float, default=None, help="answer 429 beyond this many requests per minute")
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a random fault")
+    args = parser.parse_args()
+    server = LoopbackServer(latency=args.latency, rpm=args.rpm, fault_rate=args.fault_rate, port=args.port)
+    print(server.url, flush=True)
+    try:
+        server._httpd.serve_forever(poll_interval=0.1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print(json.dumps({"requests": len(server.requests), "rejected_429": server.rejected_429}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,127 @@
+"""The extraction core: text + schema + prompt + backend in, a validated result out. No I/O."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from pydantic import BaseModel, ValidationError
+
+from .artifacts import PromptSpec, SchemaSpec
+from .backends.base import Backend, Completion, CompletionRequest, Usage
+from .errors import InvalidAnswer, Refused, Truncated
+
+# A check returns the problems it found in a validated result; empty means fine.
+Check = Callable[[BaseModel], list[str]]
+
+_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+
+
+@dataclass(frozen=True)
+class Extraction:
+    """A validated result and what it took to get it."""
+
+    result: BaseModel
+    raw: str
+    attempts: int
+    usage: Usage
+    mode: str
+
+
+def build_messages(prompt: PromptSpec, text: str, boundary: str | None = None) -> list[dict[str, str]]:
+    """System + user messages; the document sits between boundary markers it does not contain."""
+    while boundary is None or boundary in text:
+        boundary = secrets.token_hex(12)
+    return [
+        {"role": "system", "content": prompt.system},
+        {"role": "user", "content": prompt.render_user(text, boundary)},
+    ]
+
+
+def strip_fences(content: str) -> str:
+    """Remove a Markdown code fence around a JSON answer, if there is one."""
+    match = _FENCE.match(content)
+    return match.group(1) if match else content.strip()
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """A compact, model-readable list of what failed and where."""
+    lines = []
+    for item in error.errors(include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "(root)"
+        lines.append(f"- {where}: {item['msg']}")
+    return "\n".join(lines)
+
+
+async def extract(
+    text: str,
+    schema: SchemaSpec,
+    prompt: PromptSpec,
+    backend: Backend,
+    *,
+    max_reasks: int = 2,
+    max_tokens: int = 2048,
+    temperature: float = 0.0,
+    check: Check | None = None,
+) -> Extraction:
+    """Ask the backend, validate, and re-ask with the errors until valid or out of re-asks."""
+    messages = build_messages(prompt, text)
+    usage = Usage()
+    attempts = 0
+    reasks = 0
+    budget_raised = False
+    raws: list[str] = []
+    while True:
+        request = CompletionRequest(tuple(messages), schema, max_tokens, temperature)
+        completion: Completion = await backend.complete(request)
+        attempts += 1
+        usage += completion.usage
+        raw = completion.content or ""
+        if completion.refusal or completion.finish_reason == "content_filter":
+            reason = completion.refusal or "the content filter stopped the answer"
+            raise Refused(f"the model refused: {reason}", raw=raw or completion.refusal)
+        if completion.finish_reason == "length":
+            if budget_raised:
+                raise Truncated(
+                    f"the answer was cut off at {max_tokens} tokens twice: raise --max-tokens",
+                    raw=raw,
+                )
+            budget_raised = True
+            max_tokens *= 2
+            continue
+        raws.append(raw)
+        problem = _problems(raw, schema, check)
+        if isinstance(problem, BaseModel):
+            return Extraction(problem, raw, attempts, usage, completion.mode)
+        if reasks >= max_reasks:
+            raise InvalidAnswer(
+                f"the answer was still invalid after {reasks} re-ask(s):\n{problem}", raw="\n---\n".join(raws)
+            )
+        reasks += 1
+        messages = [
+            *messages,
+            {"role": "assistant", "content": raw},
+            {
+                "role": "user",
+                "content": "Your answer was not valid:\n"
+                f"{problem}\n"
+                "Answer again with one corrected JSON object that fits the schema, and nothing else.",
+            },
+        ]
+
+
+def _problems(raw: str, schema: SchemaSpec, check: Check | None) -> BaseModel | str:
+    # Returns the validated model, or the text that explains what is wrong with the answer.
+    if not raw.strip():
+        return "- (root): the answer was empty; reply with a JSON object"
+    try:
+        result = schema.model.model_validate_json(strip_fences(raw))
+    except ValidationError as exc:
+        return describe_validation_error(exc)
+    if check is not None:
+        failures = check(result)
+        if failures:
+            return "\n".join(f"- {failure}" for failure in failures)
+    return result

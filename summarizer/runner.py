@@ -1,0 +1,317 @@
+"""A run: documents in, one validated output file (or a clear status) out per document.
+
+Streams its inputs through a bounded pool of workers, caches and writes each result the moment it
+is done, records every status in the run manifest, and stops cleanly on auth, quota or budget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import sys
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path, PurePath
+from typing import Any, Protocol
+
+from pydantic import BaseModel
+
+from .artifacts import PromptSpec, SchemaSpec
+from .backends.base import Backend, Usage
+from .cache import Cache, cache_key
+from .chunking import extract_document
+from .documents import Document, load_document
+from .errors import InputError, RateLimited, RunStopper, SummarizerError
+from .inputs import STDIN, InputItem
+from .settings import Settings
+from .store import Manifest, output_path, write_json
+
+OK_STATUSES = frozenset({"ok", "cached"})
+# Statuses --retry-failed picks up again.
+RETRY_STATUSES = frozenset({"invalid", "refused", "truncated", "failed", "deferred"})
+
+Checker = Callable[[BaseModel, Document], dict[str, Any]]
+
+
+@dataclass
+class Outcome:
+    """What happened to one document."""
+
+    item: InputItem
+    status: str
+    seconds: float = 0.0
+    usage: Usage = field(default_factory=Usage)
+    output_path: Path | None = None
+    envelope: dict[str, Any] | None = None
+    error: str | None = None
+    error_class: str | None = None
+    raw: str | None = None
+
+    def manifest_entry(self) -> dict[str, Any]:
+        entry: dict[str, Any] = {
+            "index": self.item.index,
+            "path": self.item.path,
+            "relative": self.item.relative.as_posix(),
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "usage": self.usage.as_dict(),
+        }
+        if self.output_path is not None:
+            entry["output"] = str(self.output_path)
+        if self.error:
+            entry["error"] = self.error
+            entry["error_class"] = self.error_class
+        if self.raw is not None:
+            entry["raw"] = self.raw[:20_000]
+        return entry
+
+
+class Observer(Protocol):
+    """Where a run reports progress; the CLI implements it (progress bar, tables)."""
+
+    def on_start(self, total: int) -> None: ...
+
+    def on_outcome(self, outcome: Outcome) -> None: ...
+
+    def warn(self, message: str) -> None: ...
+
+
+class SilentObserver:
+    """An observer that ignores everything (library use, tests)."""
+
+    def on_start(self, total: int) -> None:
+        pass
+
+    def on_outcome(self, outcome: Outcome) -> None:
+        pass
+
+    def warn(self, message: str) -> None:
+        pass
+
+
+@dataclass
+class RunReport:
+    """Totals of a run, for the summary table and the exit code."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+    usage: Usage = field(default_factory=Usage)
+    slowest: list[tuple[float, str]] = field(default_factory=list)
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # path, status, reason
+    stopped: str | None = None
+    stop_class: str | None = None
+    seconds: float = 0.0
+    manifest: Path | None = None
+    statuses: dict[int, tuple[str, Path | None]] = field(default_factory=dict)
+
+    def add(self, outcome: Outcome) -> None:
+        self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
+        self.usage += outcome.usage
+        self.statuses[outcome.item.index] = (outcome.status, outcome.output_path)
+        if outcome.seconds and outcome.status not in ("cached",):
+            self.slowest = sorted([*self.slowest, (outcome.seconds, outcome.item.path)], reverse=True)[:5]
+        if outcome.status not in OK_STATUSES:
+            if len(self.failures) < 50:
+                self.failures.append((outcome.item.path, outcome.status, outcome.error or ""))
+
+    @property
+    def failed(self) -> int:
+        return sum(n for status, n in self.counts.items() if status not in OK_STATUSES)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The fixed parts of a run: settings, schema, prompt and the parts of every cache key."""
+
+    settings: Settings
+    schema: SchemaSpec
+    prompt: PromptSpec
+    backend_name: str
+
+    def key_parts(self, backend: Backend) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "schema": [self.schema.id, self.schema.version, self.schema.sha256],
+            "prompt": [self.prompt.id, self.prompt.version, self.prompt.sha256],
+            "model": backend.model,
+            "base_url": backend.base_url,
+            "backend": self.backend_name,
+            "params": {"temperature": s.temperature, "max_tokens": s.max_tokens, "mode": s.mode,
+                       "max_chunk_chars": s.max_chunk_chars, "strict": s.strict},
+        }
+
+
+class Runner:
+    """Processes documents concurrently; each finished one is cached, written and recorded."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        backend: Backend,
+        *,
+        cache: Cache | None,
+        manifest: Manifest | None,
+        observer: Observer | None = None,
+        checker: Checker | None = None,
+        stdin_bytes: bytes | None = None,
+        budget: Callable[[Usage], str | None] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self.spec = spec
+        self.backend = backend
+        self.cache = cache
+        self.manifest = manifest
+        self.observer = observer or SilentObserver()
+        self.checker = checker
+        self.stdin_bytes = stdin_bytes
+        self.budget = budget
+        self._clock = clock
+        self._key_base = spec.key_parts(backend)
+        self._taken: dict[Path, int] = {}
+        self.report = RunReport(manifest=manifest.path if manifest else None)
+
+    async def run(self, items: Iterable[InputItem], total: int) -> RunReport:
+        """Process every item (workers pull from a bounded queue, so memory stays flat)."""
+        start = self._clock()
+        self.observer.on_start(total)
+        concurrency = 1 if self.spec.backend_name == "local" else self.spec.settings.concurrency
+        queue: asyncio.Queue[InputItem | None] = asyncio.Queue(maxsize=concurrency * 2)
+        deferred: list[InputItem] = []
+
+        async def produce() -> None:
+            for item in items:
+                if self.report.stopped:
+                    break
+                await queue.put(item)
+            for _ in range(concurrency):
+                await queue.put(None)
+
+        async def work() -> None:
+            while (item := await queue.get()) is not None:
+                if self.report.stopped:
+                    continue  # drain: nothing new starts after a stop
+                outcome = await self.process(item)
+                if outcome.status == "deferred":
+                    deferred.append(item)
+                    continue
+                self._finish(outcome)
+
+        await asyncio.gather(produce(), *(work() for _ in range(concurrency)))
+        # Documents deferred by a long Retry-After get one more try, after the run-wide pause.
+        for item in deferred:
+            if self.report.stopped:
+                break
+            self._finish(await self.process(item, final=True))
+        self.report.seconds = self._clock() - start
+        return self.report
+
+    def _finish(self, outcome: Outcome) -> None:
+        self.report.add(outcome)
+        if self.manifest is not None:
+            self.manifest.record(outcome.manifest_entry())
+        self.observer.on_outcome(outcome)
+        if self.budget is not None and not self.report.stopped:
+            reason = self.budget(self.report.usage)
+            if reason:
+                self.report.stopped = f"{reason}; finished documents are kept, re-run to continue"
+                self.report.stop_class = "BudgetReached"
+
+    async def process(self, item: InputItem, final: bool = False) -> Outcome:
+        """One document from bytes to output file; every failure becomes a status."""
+        started = self._clock()
+        usage = Usage()
+        try:
+            document = self._load(item)
+            key = cache_key({**self._key_base, "text": document.text_sha256})
+            entry = self.cache.get(key) if self.cache is not None else None
+            cached = entry is not None
+            if entry is None:
+                entry, usage = await self._extract(document)
+                if self.cache is not None:
+                    self.cache.put(key, entry)
+            envelope = self._envelope(document, entry, cached, usage)
+            path = self._output_path(item)
+            write_json(path, envelope)
+            return Outcome(item, "cached" if cached else "ok", self._clock() - started, usage, path, envelope)
+        except RateLimited as exc:
+            if not final and (exc.retry_after or 0) > self.spec.settings.max_retry_wait:
+                return Outcome(item, "deferred", self._clock() - started, usage, error=str(exc))
+            return self._failed(item, exc, started, usage)
+        except RunStopper as exc:
+            if not self.report.stopped:
+                self.report.stopped = str(exc)
+                self.report.stop_class = type(exc).__name__
+            return self._failed(item, exc, started, usage)
+        except SummarizerError as exc:
+            return self._failed(item, exc, started, usage)
+        except OSError as exc:
+            reason = f"{item.path}: cannot read ({exc.strerror or exc})"
+            return Outcome(item, "failed", self._clock() - started, usage, error=reason, error_class="OSError")
+
+    def _failed(self, item: InputItem, exc: SummarizerError, started: float, usage: Usage) -> Outcome:
+        return Outcome(
+            item, exc.status, self._clock() - started, usage,
+            error=str(exc), error_class=type(exc).__name__, raw=getattr(exc, "raw", None),
+        )
+
+    def _load(self, item: InputItem) -> Document:
+        if item.problem:
+            raise InputError(f"{item.path}: {item.problem}")
+        if item.path == STDIN:
+            data = self.stdin_bytes if self.stdin_bytes is not None else sys.stdin.buffer.read()
+        else:
+            data = Path(item.path).read_bytes()
+        return load_document(item.path, data)
+
+    async def _extract(self, document: Document) -> tuple[dict[str, Any], Usage]:
+        s = self.spec.settings
+        checker = self.checker
+        strict_check = None
+        if s.strict and checker is not None:
+            from .checks import failures
+
+            strict_check = lambda result: failures(checker(result, document))  # noqa: E731
+        extraction = await extract_document(
+            document.text, self.spec.schema, self.spec.prompt, self.backend,
+            max_reasks=s.max_reasks, max_tokens=s.max_tokens, temperature=s.temperature,
+            max_chunk_chars=s.max_chunk_chars, check=strict_check,
+        )
+        checks = checker(extraction.result, document) if checker is not None else {}
+        entry = {
+            "result": extraction.result.model_dump(mode="json"),
+            "usage": extraction.usage.as_dict(),
+            "attempts": extraction.attempts,
+            "mode": extraction.mode,
+            "chunks": extraction.chunks,
+            "checks": checks,
+        }
+        return entry, extraction.usage
+
+    def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "document": {
+                "path": document.path, "sha256": document.sha256, "chars": document.chars,
+                "encoding": document.encoding, "format": document.format, "chunks": entry.get("chunks", 1),
+            },
+            "schema": {"id": spec.schema.id, "version": spec.schema.version},
+            "prompt": {"id": spec.prompt.id, "version": spec.prompt.version, "sha256": spec.prompt.sha256},
+            "model": {"name": self.backend.model, "base_url": self.backend.base_url,
+                      "backend": spec.backend_name, "mode": entry.get("mode")},
+            "usage": entry["usage"] if not cached else {**entry["usage"], "this_run": usage.as_dict()},
+            "attempts": entry["attempts"],
+            "cached": cached,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "checks": entry.get("checks", {}),
+            "result": entry["result"],
+        }
+
+    def _output_path(self, item: InputItem) -> Path:
+        path = output_path(self.spec.settings.out_dir, item.relative)
+        owner = self._taken.setdefault(path, item.index)
+        if owner != item.index:  # two inputs with one name (a/x.txt, b/x.txt given as files)
+            digest = hashlib.sha256(item.path.encode()).hexdigest()[:8]
+            path = output_path(self.spec.settings.out_dir, PurePath(item.relative.with_name(
+                f"{item.relative.stem}-{digest}{item.relative.suffix}")))
+        return path

@@ -1,0 +1,85 @@
+"""Everything summarizer writes to disk: output documents, run manifests, reports (atomically)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import time
+from pathlib import Path, PurePath
+from typing import IO, Any
+
+_UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write via a temp file in the same folder and rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Atomically write pretty, UTF-8 JSON."""
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+
+
+def output_name(relative: PurePath) -> PurePath:
+    """outputs/ path for an input path relative to its root: same folders, .json, nothing unsafe."""
+    parts = [(_UNSAFE.sub("_", part).strip("._") or "_") for part in relative.parts if part not in ("", ".", "..", "/")]
+    if not parts:
+        parts = ["document"]
+    stem = PurePath(parts[-1]).stem or parts[-1]
+    return PurePath(*parts[:-1], stem + ".json")
+
+
+def output_path(out_dir: Path, relative: PurePath) -> Path:
+    """Join safely: the result always lies inside out_dir."""
+    path = (out_dir / output_name(relative)).resolve()
+    root = out_dir.resolve()
+    if root != path and root not in path.parents:  # defence in depth; output_name already strips '..'
+        raise ValueError(f"output path {path} escapes {root}")
+    return path
+
+
+class Manifest:
+    """outputs/run-<id>.jsonl: one line per document, flushed as soon as its status is known."""
+
+    def __init__(self, out_dir: Path, run_id: str | None = None) -> None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        self.path = out_dir / f"run-{self.run_id}.jsonl"
+        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")
+
+    def record(self, entry: dict[str, Any]) -> None:
+        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        self._handle.flush()
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def latest_manifest(out_dir: Path) -> Path | None:
+    """The most recent run manifest in out_dir, if any."""
+    manifests = sorted(out_dir.glob("run-*.jsonl"), key=lambda p: p.stat().st_mtime)
+    return manifests[-1] if manifests else None
+
+
+def read_manifest(path: Path) -> list[dict[str, Any]]:
+    """Entries of a manifest; a torn last line (from kill -9) is skipped."""
+    entries = []
+    for line in path.read_text("utf-8").splitlines():
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return entries
