@@ -136,7 +136,7 @@ def _fail(message: str) -> None:
         traceback.print_exc()
     from .render import make_console, safe
 
-    make_console(sys.stderr).print(safe(message), style="red")
+    make_console(sys.stderr).print(safe(message), style="red", soft_wrap=True)
 
 
 def _schema(args: argparse.Namespace) -> int:

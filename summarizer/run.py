@@ -80,15 +80,15 @@ class CliObserver:
 
     def _note(self, outcome: Outcome) -> None:
         if outcome.status == "cached":
-            self.err.print(safe(f"{outcome.item.path}: served from cache -> {outcome.output_path}"), style="green")
+            self.err.print(safe(f"{outcome.item.path}: served from cache -> {outcome.output_path}"), style="green", soft_wrap=True)
         elif outcome.status == "ok":
             if self.settings.verbose or self.single:
-                self.err.print(safe(f"{outcome.item.path}: ok -> {outcome.output_path}"))
+                self.err.print(safe(f"{outcome.item.path}: ok -> {outcome.output_path}"), soft_wrap=True)
         else:
-            self.err.print(safe(f"{outcome.item.path}: {outcome.status}: {outcome.error}"), style="red")
+            self.err.print(safe(f"{outcome.item.path}: {outcome.status}: {outcome.error}"), style="red", soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.err.print(safe(f"warning: {message}"), style="yellow")
+        self.err.print(safe(f"warning: {message}"), style="yellow", soft_wrap=True)
 
     def close(self) -> None:
         if self.progress is not None:
@@ -146,7 +146,7 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
 
     observer = CliObserver(settings, tables=_want_tables(args.tables, total), single=total == 1)
     if backend_name == "local" and not settings.quiet:
-        err.print(LOCAL_QUALITY_NOTE, style="yellow")
+        err.print(LOCAL_QUALITY_NOTE, style="yellow", soft_wrap=True)
     cache = Cache(settings.cache_dir, warn=observer.warn) if settings.use_cache and settings.cache_dir else None
     manifest = Manifest(settings.out_dir)
     spec = RunSpec(settings, schema, prompt, backend_name)

@@ -1,0 +1,199 @@
+"""The summarize command end to end against the loopback server: outputs, cache, exit codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from summarizer.loopback import LoopbackServer, Reply
+
+from .conftest import SEEDS
+from .fakes import article
+
+SEED = SEEDS / "002_58b7a0a3b69e6006.txt"
+
+
+def summarize(cli, server, tmp_path, *extra, path=SEED):
+    return cli("summarize", path, "--base-url", server.url, "--out", tmp_path / "out", *extra)
+
+
+def test_seed_end_to_end_writes_the_envelope_and_prints_tables(cli, server, tmp_path):
+    result = summarize(cli, server, tmp_path, "--tables", "always")
+    assert result.code == 0, result.stderr
+    output = json.loads((tmp_path / "out" / "002_58b7a0a3b69e6006.json").read_text())
+    assert set(output) >= {"document", "schema", "prompt", "model", "usage", "attempts", "cached", "checks", "result"}
+    assert output["document"]["path"] == str(SEED)
+    assert output["document"]["chars"] == len(SEED.read_text().strip())
+    assert output["document"]["encoding"] == "utf-8"
+    assert len(output["document"]["sha256"]) == 64
+    assert output["schema"] == {"id": "article", "version": "1"}
+    assert output["prompt"]["id"] == "article" and len(output["prompt"]["sha256"]) == 64
+    assert output["model"]["base_url"] == server.url
+    assert output["usage"]["total_tokens"] == 150
+    assert output["attempts"] == 1 and output["cached"] is False
+    assert output["result"]["agreement"]["parties"] == ["CATL", "Zhaoqing Municipal Government"]
+    assert "Organizations" in result.stdout and "Zhaoqing" in result.stdout
+    # The request carried the schema as strict structured output.
+    fmt = server.requests[0].body["response_format"]
+    assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
+    assert fmt["json_schema"]["schema"]["properties"]["summary"]
+
+
+def test_second_run_is_served_from_cache_without_a_request(cli, server, tmp_path):
+    assert summarize(cli, server, tmp_path).code == 0
+    second = summarize(cli, server, tmp_path, "--json")
+    assert second.code == 0
+    assert len(server.requests) == 1
+    assert second.json()["cached"] is True
+    assert "served from cache" in second.stderr
+
+
+def test_no_cache_sends_again(cli, server, tmp_path):
+    summarize(cli, server, tmp_path)
+    summarize(cli, server, tmp_path, "--no-cache")
+    assert len(server.requests) == 2
+
+
+@pytest.mark.parametrize("change", [
+    ["--schema", "generic"],
+    ["--model", "another-model"],
+    ["--temperature", "0.5"],
+    ["--max-tokens", "999"],
+    ["--mode", "json_object"],
+])
+def test_each_key_component_misses_the_cache(cli, server, tmp_path, change):
+    generic = {"title": "T", "summary": "CATL signed a deal with Zhaoqing.", "source_language": "en",
+               "key_points": ["A deal"], "entities": []}
+
+    def by_schema(body):
+        fmt = body.get("response_format", {})
+        name = fmt.get("json_schema", {}).get("name", "article")
+        return Reply.json(generic if name == "generic" else article())
+
+    server.responder = by_schema
+    summarize(cli, server, tmp_path)
+    summarize(cli, server, tmp_path, *change)
+    summarize(cli, server, tmp_path, *change)
+    assert len(server.requests) == 2
+
+
+def test_changed_text_misses_the_cache(cli, server, tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text(SEED.read_text())
+    summarize(cli, server, tmp_path, path=doc)
+    doc.write_text(SEED.read_text() + "\nOne more sentence.")
+    summarize(cli, server, tmp_path, path=doc)
+    assert len(server.requests) == 2
+
+
+def test_other_base_url_misses_the_cache(cli, server, tmp_path):
+    summarize(cli, server, tmp_path)
+    with LoopbackServer() as other:
+        summarize(cli, other, tmp_path)
+        assert len(other.requests) == 1
+
+
+def test_changed_prompt_misses_the_cache(cli, server, tmp_path, monkeypatch):
+    import summarizer.run as run_module
+    from summarizer.artifacts import PromptSpec, load_prompt
+
+    summarize(cli, server, tmp_path)
+    original = load_prompt("article")
+    changed = PromptSpec(original.id, "2", original.system + "\nBe brief.", original.user)
+    monkeypatch.setattr(run_module, "load_prompt", lambda name: changed)
+    summarize(cli, server, tmp_path)
+    assert len(server.requests) == 2
+    assert server.requests[1].body["messages"][0]["content"].endswith("Be brief.")
+
+
+def test_invalid_answer_is_reasked_and_then_succeeds(cli, server, tmp_path):
+    server.script(Reply.json(article(source_language="english")), Reply.json(article()))
+    result = summarize(cli, server, tmp_path, "--json")
+    assert result.code == 0
+    assert result.json()["attempts"] == 2
+    assert len(server.requests) == 2
+    assert "source_language" in server.requests[1].body["messages"][-1]["content"]
+
+
+def test_still_invalid_after_reasks_fails_with_exit_1_and_caches_nothing(cli, server, tmp_path):
+    bad = Reply.json(article(source_language="english"))
+    server.script(bad, bad, bad)
+    result = summarize(cli, server, tmp_path, "--max-reasks", "2")
+    assert result.code == 1
+    assert "invalid" in result.stderr
+    assert not (tmp_path / "out" / "002_58b7a0a3b69e6006.json").exists()
+    manifest = next((tmp_path / "out").glob("run-*.jsonl"))
+    entry = json.loads(manifest.read_text().splitlines()[0])
+    assert entry["status"] == "invalid" and "english" in entry["raw"]
+    assert summarize(cli, server, tmp_path).code == 0  # nothing was cached: it asks again
+    assert len(server.requests) == 4
+
+
+def test_refusal_is_a_status_not_a_crash(cli, server, tmp_path):
+    server.script(Reply(content=None, refusal="I cannot summarize this."))
+    result = summarize(cli, server, tmp_path)
+    assert result.code == 1
+    assert "refused" in result.stderr and "I cannot summarize this." in result.stderr
+
+
+def test_truncation_is_retried_with_a_bigger_budget_then_reported(cli, server, tmp_path):
+    cut = Reply(content='{"title": "CATL', finish_reason="length")
+    server.script(cut, cut)
+    result = summarize(cli, server, tmp_path, "--max-tokens", "300")
+    assert result.code == 1 and "truncated" in result.stderr
+    assert [r.body["max_tokens"] for r in server.requests] == [300, 600]
+
+
+def test_missing_key_is_a_usage_error_with_the_fix(cli, tmp_path):
+    result = cli("summarize", SEED, "--backend", "openai", "--out", tmp_path)
+    assert result.code == 2
+    assert "OPENAI_API_KEY is not set: export it, or pass --base-url" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_paths_is_a_usage_error(cli):
+    result = cli("summarize")
+    assert result.code == 2 and "no documents given" in result.stderr
+
+
+def test_bad_flag_is_a_usage_error(cli):
+    with pytest.raises(SystemExit) as info:
+        cli("summarize", "--concurrency", "many")
+    assert info.value.code == 2
+
+
+def test_stdin_is_summarized_into_stdin_json(cli, server, tmp_path):
+    result = cli("summarize", "-", "--base-url", server.url, "--out", tmp_path / "out", "--json",
+                 stdin=SEED.read_bytes())
+    assert result.code == 0
+    assert (tmp_path / "out" / "stdin.json").exists()
+    assert result.json()["document"]["path"] == "-"
+
+
+def test_json_output_is_clean_data_on_stdout(cli, server, tmp_path):
+    result = summarize(cli, server, tmp_path, "--json")
+    assert json.loads(result.stdout)["result"]["title"]  # nothing but JSON on stdout
+    assert "Organizations" not in result.stdout
+
+
+def test_internal_error_shows_no_traceback_unless_debug(cli, server, tmp_path, monkeypatch):
+    import summarizer.run as run_module
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kaboom")
+
+    monkeypatch.setattr(run_module, "load_schema", boom)
+    result = summarize(cli, server, tmp_path)
+    assert result.code == 1 and "kaboom" in result.stderr and "Traceback" not in result.stderr
+    monkeypatch.setenv("SUMMARIZER_DEBUG", "1")
+    with pytest.raises(RuntimeError):
+        summarize(cli, server, tmp_path)
+
+
+def test_module_runs_as_python_dash_m(tmp_path):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "summarizer", "schema", "generic"], capture_output=True, text=True)
+    assert done.returncode == 0 and '"key_points"' in done.stdout

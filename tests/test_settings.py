@@ -1,0 +1,59 @@
+"""Settings come from flags > environment > config file > defaults, once, into a frozen object."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from summarizer.errors import ConfigError
+from summarizer.settings import Settings, build_settings
+
+
+def test_precedence_flag_over_env_over_config_over_default(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text('model = "from-config"\nconcurrency = 3\nrpm = 100\n')
+    env = {"SUMMARIZER_MODEL": "from-env", "SUMMARIZER_CONCURRENCY": "5", "OPENAI_API_KEY": "sk-x"}
+    s = build_settings({"model": "from-flag"}, env, config)
+    assert s.model == "from-flag"
+    assert s.concurrency == 5
+    assert s.rpm == 100.0
+    assert s.max_reasks == Settings().max_reasks
+
+
+def test_settings_are_frozen_and_hide_the_key():
+    s = build_settings({}, {"OPENAI_API_KEY": "sk-secret-marker"}, Path("/nonexistent.toml"))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        s.model = "x"  # type: ignore[misc]
+    assert "sk-secret-marker" not in repr(s)
+
+
+def test_backend_is_local_without_key_or_base_url():
+    s = build_settings({}, {}, Path("/nonexistent.toml"))
+    assert s.resolved_backend == "local"
+    assert build_settings({}, {"OPENAI_BASE_URL": "http://127.0.0.1:1/v1"}, Path("/x")).resolved_backend == "openai"
+
+
+def test_openai_backend_without_key_explains_the_fix():
+    with pytest.raises(ConfigError, match="OPENAI_API_KEY is not set: export it, or pass --base-url"):
+        build_settings({"backend": "openai"}, {}, Path("/nonexistent.toml"))
+
+
+def test_bad_config_file_is_a_config_error(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("model = \n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        build_settings({}, {}, config)
+
+
+def test_unknown_config_key_is_named(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("modle = 'x'\n")
+    with pytest.raises(ConfigError, match="unknown setting 'modle'"):
+        build_settings({}, {}, config)
+
+
+def test_bad_number_in_environment_is_a_config_error():
+    with pytest.raises(ConfigError, match="SUMMARIZER_CONCURRENCY"):
+        build_settings({}, {"SUMMARIZER_CONCURRENCY": "many"}, Path("/x"))
