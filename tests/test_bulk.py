@@ -1,0 +1,187 @@
+"""Bulk runs: folders, order, resume after kill -9, one retry layer, clean stops, budgets."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from summarizer.loopback import LoopbackServer, Reply, canned_responder
+
+from .conftest import ROOT
+
+BODY = (ROOT / "seeds" / "002_58b7a0a3b69e6006.txt").read_text()[:400]
+
+
+def make_docs(folder: Path, count: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        (folder / f"doc{i:03d}.txt").write_text(f"Document {i}.\n{BODY}")
+    return folder
+
+
+def doc_number(request) -> int:
+    """Which document a recorded request was about."""
+    return int(re.search(r"Document (\d+)\.", request.body["messages"][1]["content"]).group(1))
+
+
+def fast_config(tmp_path: Path, **extra) -> Path:
+    config = tmp_path / "fast.toml"
+    lines = ["backoff = 0.01", *(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items())]
+    config.write_text("\n".join(lines) + "\n")
+    return config
+
+
+def test_folder_run_is_recursive_skips_hidden_files_and_honours_globs(cli, server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 3)
+    make_docs(docs / "sub", 2)
+    (docs / ".hidden.txt").write_text("secret")
+    (docs / "notes.md").write_text("Document 99.\n" + BODY)
+    result = cli("summarize", docs, "--glob", "*.txt", "--base-url", server.url, "--out", tmp_path / "out")
+    assert result.code == 0, result.stderr
+    outputs = sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.json"))
+    assert outputs == ["doc000.json", "doc001.json", "doc002.json", "sub/doc000.json", "sub/doc001.json"]
+    assert len(server.requests) == 5
+
+
+def test_from_list_reads_paths(cli, server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 3)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# two of them\n{docs / 'doc002.txt'}\n\n{docs / 'doc000.txt'}\n")
+    result = cli("summarize", "--from-list", listing, "--base-url", server.url, "--out", tmp_path / "out")
+    assert result.code == 0
+    assert sorted(doc_number(r) for r in server.requests) == [0, 2]
+
+
+def test_jsonl_is_in_input_order_whatever_the_completion_order(cli, tmp_path):
+    docs = make_docs(tmp_path / "docs", 24)
+    rng = random.Random(7)
+
+    def jittery(body):
+        time.sleep(rng.random() * 0.05)  # later documents often finish first
+        return canned_responder(body)
+
+    with LoopbackServer(jittery) as server:
+        result = cli("summarize", docs, "--base-url", server.url, "--out", tmp_path / "out",
+                     "--concurrency", "8", "--jsonl", tmp_path / "all.jsonl")
+        finished = [doc_number(r) for r in server.requests]
+    assert result.code == 0
+    assert finished != sorted(finished)  # the test is only meaningful when completion order differs
+    lines = [json.loads(line) for line in (tmp_path / "all.jsonl").read_text().splitlines()]
+    assert [Path(line["path"]).name for line in lines] == [f"doc{i:03d}.txt" for i in range(24)]
+    assert all(line["status"] == "ok" and line["output"]["result"]["title"] for line in lines)
+
+
+def test_transient_errors_are_retried_by_one_layer_only(cli, server, tmp_path):
+    server.script(Reply.error(503, "overloaded"), Reply.error(503, "overloaded"))
+    result = cli("summarize", make_docs(tmp_path / "docs", 1), "--base-url", server.url, "--out", tmp_path / "out",
+                 "--config", fast_config(tmp_path))
+    assert result.code == 0, result.stderr
+    assert len(server.requests) == 3  # 503, 503, 200: no SDK retries on top of tenacity's
+
+
+def test_retries_stop_after_the_configured_attempts(cli, server, tmp_path):
+    server.script(*[Reply.error(500, "boom")] * 10)
+    result = cli("summarize", make_docs(tmp_path / "docs", 1), "--base-url", server.url, "--out", tmp_path / "out",
+                 "--retries", "2", "--config", fast_config(tmp_path))
+    assert result.code == 1 and "HTTP 500" in result.stderr
+    assert len(server.requests) == 3
+
+
+def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path):
+    calls = {"n": 0}
+    lock = threading.Lock()
+
+    def first_three_then_401(body):
+        with lock:
+            calls["n"] += 1
+            n = calls["n"]
+        return canned_responder(body) if n <= 3 else Reply.error(401, "Incorrect API key provided")
+
+    with LoopbackServer(first_three_then_401) as server:
+        result = cli("summarize", make_docs(tmp_path / "docs", 10), "--base-url", server.url,
+                     "--out", tmp_path / "out", "--concurrency", "1")
+        requests = len(server.requests)
+    assert result.code == 2
+    assert "refused the API key" in result.stderr and "OPENAI_API_KEY" in result.stderr
+    assert len(list((tmp_path / "out").glob("doc*.json"))) == 3
+    assert requests == 4  # nothing is sent after the stop
+
+
+def test_exhausted_quota_stops_the_run_with_exit_2(cli, server, tmp_path):
+    server.responder = lambda body: Reply.error(429, "You exceeded your current quota", code="insufficient_quota")
+    result = cli("summarize", make_docs(tmp_path / "docs", 5), "--base-url", server.url, "--out", tmp_path / "out",
+                 "--concurrency", "1", "--config", fast_config(tmp_path))
+    assert result.code == 2
+    assert "quota is exhausted" in result.stderr
+    assert len(server.requests) == 1  # not retried: waiting cannot bring quota back
+
+
+def test_retry_failed_reruns_only_the_failures_of_the_last_run(cli, server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 4)
+    server.responder = lambda body: (Reply.error(400, "bad request") if "Document 2." in body["messages"][1]["content"]
+                                     else canned_responder(body))
+    first = cli("summarize", docs, "--base-url", server.url, "--out", tmp_path / "out")
+    assert first.code == 1
+    server.responder = canned_responder
+    before = len(server.requests)
+    second = cli("summarize", "--retry-failed", "--base-url", server.url, "--out", tmp_path / "out")
+    assert second.code == 0
+    assert [doc_number(r) for r in server.requests[before:]] == [2]
+
+
+def test_token_budget_stops_the_run_and_keeps_finished_work(cli, server, tmp_path):
+    result = cli("summarize", make_docs(tmp_path / "docs", 10), "--base-url", server.url, "--out", tmp_path / "out",
+                 "--concurrency", "1", "--max-tokens-total", "300")
+    assert result.code == 1
+    assert "token budget of 300 reached" in result.stderr
+    assert len(server.requests) == 2  # 150 tokens each
+    assert len(list((tmp_path / "out").glob("doc*.json"))) == 2
+
+
+def test_dry_run_sends_nothing_and_estimates(cli, server, tmp_path):
+    result = cli("summarize", make_docs(tmp_path / "docs", 3), "--base-url", server.url, "--dry-run",
+                 "--model", "gpt-4o-mini")
+    assert result.code == 0
+    assert "3/3 readable documents, about 3 request(s)" in result.stdout and "$" in result.stdout
+    assert server.requests == []
+
+
+def test_max_cost_needs_a_known_price(cli, server, tmp_path):
+    result = cli("summarize", make_docs(tmp_path / "docs", 1), "--base-url", server.url, "--model", "mystery",
+                 "--max-cost", "1")
+    assert result.code == 2 and "--max-tokens-total" in result.stderr
+
+
+def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path):
+    docs = make_docs(tmp_path / "docs", 30)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    with LoopbackServer(latency=0.1) as server:
+        cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
+               "--out", str(out), "--concurrency", "2", "--quiet"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 30
+        while len(list(out.glob("doc*.json"))) < 8 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
+        first_run = len(server.requests)
+        assert 8 <= len(finished) < 30
+        assert not list(out.glob(".*.tmp")), "a half-written output survived"
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        resent = [doc_number(r) for r in server.requests[first_run:]]
+    assert not finished & set(resent), "a finished document was sent again"
+    assert len(resent) == len(set(resent))
+    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(30))
