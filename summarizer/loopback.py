@@ -188,7 +188,12 @@ class LoopbackServer:
                 return
 
             def do_GET(self) -> None:
-                if self.path.rstrip("/").endswith("/models"):
+                if self.path.rstrip("/").endswith("/stats"):  # for benchmarks in another process
+                    with server._lock:
+                        stats = {"requests": len(server.requests), "rejected_429": server.rejected_429,
+                                 "times": [r.at for r in server.requests], "now": time.monotonic()}
+                    self._send(200, json.dumps(stats).encode())
+                elif self.path.rstrip("/").endswith("/models"):
                     self._send(200, json.dumps({"object": "list", "data": [{"id": "loopback", "object": "model"}]}).encode())
                 else:
                     self._send(404, b'{"error": {"message": "not found"}}')
@@ -200,8 +205,9 @@ class LoopbackServer:
                     body = json.loads(raw or b"{}")
                 except json.JSONDecodeError:
                     body = {}
+                headers = {k.lower(): v for k, v in self.headers.items()}
                 with server._lock:
-                    server.requests.append(Recorded(self.path, dict(self.headers), body, time.monotonic()))
+                    server.requests.append(Recorded(self.path, headers, body, time.monotonic()))
                 if not server._admit():
                     self._send(429, b'{"error": {"message": "rate limit", "type": "requests"}}', {"retry-after": "1"})
                     return

@@ -192,16 +192,15 @@ def _want_tables(choice: str, total: int) -> bool:
 
 def _write_jsonl(path: Path, items: Iterator[InputItem], statuses: dict[int, tuple[str, Path | None]]) -> None:
     """One line per input, in input order, whatever order the documents finished in."""
-    from .store import atomic_write_text
+    from .store import atomic_writer
 
-    lines = []
-    for item in items:
-        status, output = statuses.get(item.index, ("not_started", None))
-        line: dict[str, Any] = {"path": item.path, "status": status}
-        if output is not None and status in ("ok", "cached"):
-            line["output"] = json.loads(output.read_text("utf-8"))
-        lines.append(json.dumps(line, ensure_ascii=False))
-    atomic_write_text(path, "\n".join(lines) + ("\n" if lines else ""))
+    with atomic_writer(path) as handle:  # streamed: memory stays flat in the number of documents
+        for item in items:
+            status, output = statuses.get(item.index, ("not_started", None))
+            line: dict[str, Any] = {"path": item.path, "status": status}
+            if output is not None and status in ("ok", "cached"):
+                line["output"] = json.loads(output.read_text("utf-8"))
+            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
 def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt: Any,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import secrets
 import time
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
@@ -15,13 +17,20 @@ _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 def atomic_write_text(path: Path, text: str) -> None:
     """Write via a temp file in the same folder and rename: readers never see half a file."""
+    # No fsync: the rename is atomic against crashes and kill -9, which is what a run meets;
+    # an fsync per document (~1 ms) would cap cached re-runs well below 1,000 documents/s.
+    with atomic_writer(path) as handle:
+        handle.write(text)
+
+
+@contextlib.contextmanager
+def atomic_writer(path: Path) -> Iterator[IO[str]]:
+    """A text handle whose content replaces `path` only when the block finishes without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        # No fsync: the rename is atomic against crashes and kill -9, which is what a run meets;
-        # an fsync per document (~1 ms) would cap cached re-runs well below 1,000 documents/s.
         with open(tmp, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -81,14 +81,6 @@ def test_jsonl_is_in_input_order_whatever_the_completion_order(cli, tmp_path):
     assert all(line["status"] == "ok" and line["output"]["result"]["title"] for line in lines)
 
 
-def test_transient_errors_are_retried_by_one_layer_only(cli, server, tmp_path):
-    server.script(Reply.error(503, "overloaded"), Reply.error(503, "overloaded"))
-    result = cli("summarize", make_docs(tmp_path / "docs", 1), "--base-url", server.url, "--out", tmp_path / "out",
-                 "--config", fast_config(tmp_path))
-    assert result.code == 0, result.stderr
-    assert len(server.requests) == 3  # 503, 503, 200: no SDK retries on top of tenacity's
-
-
 def test_retries_stop_after_the_configured_attempts(cli, server, tmp_path):
     server.script(*[Reply.error(500, "boom")] * 10)
     result = cli("summarize", make_docs(tmp_path / "docs", 1), "--base-url", server.url, "--out", tmp_path / "out",

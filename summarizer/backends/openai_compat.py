@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from typing import Any
 
@@ -21,6 +22,7 @@ from .base import Completion, CompletionRequest, Usage
 
 _TRANSIENT_STATUS = {408, 409, 429}
 _MODE_REJECTED_STATUS = {400, 422}
+_FORMAT_WORDS = re.compile(r"response_format|json_schema|schema|structured|grammar", re.I)
 
 
 def schema_instruction(request: CompletionRequest) -> str:
@@ -119,7 +121,11 @@ class OpenAIBackend:
         try:
             return await self._send(request, mode)
         except RequestRejected as exc:
-            if not (self._auto and mode == "json_schema" and exc.status_code in _MODE_REJECTED_STATUS):
+            # Only a rejection of the structured-output request itself switches modes: a 400 for
+            # an unknown model or a bad parameter must fail after one request, not two.
+            about_format = _FORMAT_WORDS.search(str(exc)) is not None
+            if not (self._auto and mode == "json_schema" and exc.status_code in _MODE_REJECTED_STATUS
+                    and about_format):
                 raise
         # The server rejected json_schema: remember json_object for the rest of the run.
         self.mode = "json_object"
