@@ -23,6 +23,8 @@ Only the CLI turns these into exit codes; messages name the problem and the fix.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class SummarizerError(Exception):
     """Base class: the message is written for the person running the tool."""
@@ -93,9 +95,10 @@ class BackendMissing(RunStopper, ConfigError):
 class ExtractionError(SummarizerError):
     """The model answered, but the answer cannot be used."""
 
-    def __init__(self, message: str, raw: str | None = None) -> None:
+    def __init__(self, message: str, raw: str | None = None, usage: Any = None) -> None:
         super().__init__(message)
         self.raw = raw
+        self.usage = usage  # tokens spent before giving up (a backends.base.Usage), for budgets
 
 
 class Refused(ExtractionError):

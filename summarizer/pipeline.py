@@ -81,12 +81,13 @@ async def extract(
         raw = completion.content or ""
         if completion.refusal or completion.finish_reason == "content_filter":
             reason = completion.refusal or "the content filter stopped the answer"
-            raise Refused(f"the model refused: {reason}", raw=raw or completion.refusal)
+            raise Refused(f"the model refused: {reason}", raw=raw or completion.refusal, usage=usage)
         if completion.finish_reason == "length":
             if budget_raised:
                 raise Truncated(
                     f"the answer was cut off at {max_tokens} tokens twice: raise --max-tokens",
                     raw=raw,
+                    usage=usage,
                 )
             budget_raised = True
             max_tokens *= 2
@@ -97,7 +98,8 @@ async def extract(
             return Extraction(problem, raw, attempts, usage, completion.mode)
         if reasks >= max_reasks:
             raise InvalidAnswer(
-                f"the answer was still invalid after {reasks} re-ask(s):\n{problem}", raw="\n---\n".join(raws)
+                f"the answer was still invalid after {reasks} re-ask(s):\n{problem}", raw="\n---\n".join(raws),
+                usage=usage,
             )
         reasks += 1
         messages = [

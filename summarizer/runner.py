@@ -230,7 +230,9 @@ class Runner:
                 entry, usage = await self._extract(document)
                 if self.cache is not None:
                     self.cache.put(key, entry)
-            envelope = self._envelope(document, entry, cached, usage)
+            # Checks run on every output, cached or not, so they follow the current checks and date.
+            checks = self._check(entry, document)
+            envelope = self._envelope(document, entry, cached, usage, checks)
             path = self._output_path(item)
             write_json(path, envelope)
             return Outcome(item, "cached" if cached else "ok", self._clock() - started, usage, path, envelope)
@@ -250,8 +252,9 @@ class Runner:
             return Outcome(item, "failed", self._clock() - started, usage, error=reason, error_class="OSError")
 
     def _failed(self, item: InputItem, exc: SummarizerError, started: float, usage: Usage) -> Outcome:
+        spent = getattr(exc, "usage", None)  # what the failed attempts cost still counts for budgets
         return Outcome(
-            item, exc.status, self._clock() - started, usage,
+            item, exc.status, self._clock() - started, spent if isinstance(spent, Usage) else usage,
             error=str(exc), error_class=type(exc).__name__, raw=getattr(exc, "raw", None),
         )
 
@@ -277,25 +280,29 @@ class Runner:
             max_reasks=s.max_reasks, max_tokens=s.max_tokens, temperature=s.temperature,
             max_chunk_chars=s.max_chunk_chars, check=strict_check,
         )
-        checks = checker(extraction.result, document) if checker is not None else {}
         entry = {
             "result": extraction.result.model_dump(mode="json"),
             "usage": extraction.usage.as_dict(),
             "attempts": extraction.attempts,
             "mode": extraction.mode,
             "chunks": extraction.chunks,
-            "checks": checks,
         }
         return entry, extraction.usage
 
-    def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage) -> dict[str, Any]:
+    def _check(self, entry: dict[str, Any], document: Document) -> dict[str, Any]:
+        if self.checker is None:
+            return {}
+        return self.checker(self.spec.schema.model.model_validate(entry["result"]), document)
+
+    def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage,
+                  checks: dict[str, Any]) -> dict[str, Any]:
         spec = self.spec
         return {
             "document": {
                 "path": document.path, "sha256": document.sha256, "chars": document.chars,
                 "encoding": document.encoding, "format": document.format, "chunks": entry.get("chunks", 1),
             },
-            "schema": {"id": spec.schema.id, "version": spec.schema.version},
+            "schema": {"id": spec.schema.id, "version": spec.schema.version, "ref": spec.settings.schema},
             "prompt": {"id": spec.prompt.id, "version": spec.prompt.version, "sha256": spec.prompt.sha256},
             "model": {"name": self.backend.model, "base_url": self.backend.base_url,
                       "backend": spec.backend_name, "mode": entry.get("mode")},
@@ -303,7 +310,7 @@ class Runner:
             "attempts": entry["attempts"],
             "cached": cached,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "checks": entry.get("checks", {}),
+            "checks": checks,
             "result": entry["result"],
         }
 

@@ -1,0 +1,166 @@
+"""`summarizer eval`: outputs scored against the hand-checked facts of seeds/gold.json."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from summarizer.evaluate import GoldDocument, load_gold, overall, score_document
+from summarizer.report import OutputDocument
+from summarizer.schemas.article import Article
+
+GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold.json"
+SEEDS = GOLD.parent
+
+
+def result_from_gold(gold: GoldDocument) -> dict[str, Any]:
+    """A valid article result that states exactly the gold facts (original-script aliases as name_original)."""
+    required = [o for o in gold.organizations if not o.optional]
+    date = gold.agreement_date
+    return {
+        "title": "A perfect answer",
+        "summary": "This answer states exactly the hand-checked facts. It exists to test the scorer.",
+        "source_language": gold.source_language,
+        "organizations": [{"name": o.name, "name_original": (o.aliases or [o.name])[0], "type": "company",
+                           "role": "party" if o.name in gold.parties else "mentioned", "country": None}
+                          for o in required],
+        "people": [{"name": p.name, "name_original": (p.aliases or [p.name])[0], "title": None, "organization": None}
+                   for p in gold.people],
+        "agreement": None if not gold.has_agreement else {
+            "kind": "agreement", "parties": list(gold.parties),
+            "signed_on": None if date is None else {**date.model_dump(), "as_written": "as written"},
+            "place": None, "term_years": None, "areas": []},
+        "key_figures": [],
+        "topics": [],
+    }
+
+
+def write_output(folder: Path, stem: str, result: dict[str, Any]) -> Path:
+    Article.model_validate(result)  # the scorer only ever sees schema-valid results
+    envelope = {"document": {"path": f"seeds/{stem}.txt"}, "schema": {"id": "article", "version": "1"},
+                "checks": {}, "result": result}
+    path = folder / f"{stem}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(envelope, ensure_ascii=False), "utf-8")
+    return path
+
+
+def overall_lines(stdout: str) -> dict[str, str]:
+    """Metric name -> score as printed in the overall table."""
+    scores = {}
+    for line in stdout.split("Overall")[1].splitlines():
+        cells = line.split()
+        if len(cells) >= 3 and cells[-1].isdigit():  # metric words, score, count
+            scores[" ".join(cells[:-2])] = cells[-2]
+    return scores
+
+
+@pytest.fixture
+def gold() -> dict[str, GoldDocument]:
+    return load_gold(GOLD).documents
+
+
+def test_gold_file_covers_the_five_seeds(gold: dict[str, GoldDocument]) -> None:
+    assert set(gold) == {p.stem for p in SEEDS.glob("*.txt")}
+    assert {stem: g.source_language for stem, g in gold.items()} == {
+        "000_f5657d2c5e6c31f2": "ru", "001_1a11767ed79f635d": "de", "002_58b7a0a3b69e6006": "en",
+        "003_912c44fa5303de8d": "pt", "004_28a269a1abbfeef6": "pt"}
+
+
+def test_outputs_matching_the_gold_file_score_perfectly(cli: Any, tmp_path: Path,
+                                                        gold: dict[str, GoldDocument]) -> None:
+    for stem, entry in gold.items():
+        write_output(tmp_path / "out", stem, result_from_gold(entry))
+    run = cli("eval", GOLD, tmp_path / "out")
+    assert run.code == 0, run.stderr
+    assert overall_lines(run.stdout) == {
+        "organizations precision": "1.00", "organizations recall": "1.00", "parties precision": "1.00",
+        "parties recall": "1.00", "agreement yes/no": "1.00", "signing date exact": "1.00",
+        "source language": "1.00", "people recall": "1.00"}
+    for stem in gold:
+        assert stem in run.stdout
+
+
+def test_a_missing_organization_lowers_recall_but_not_precision(gold: dict[str, GoldDocument]) -> None:
+    entry = gold["001_1a11767ed79f635d"]  # three required organizations
+    result = result_from_gold(entry)
+    result["organizations"] = [o for o in result["organizations"] if o["name"] != "Luoyang Municipal Government"]
+    result["agreement"]["parties"].remove("Luoyang Municipal Government")
+    score = score_document("001_1a11767ed79f635d", entry, OutputDocument(Path("x.json"), {}, result))
+    assert score.organizations.recall == pytest.approx(2 / 3)
+    assert score.organizations.precision == 1.0
+    assert score.missed == ["Luoyang Municipal Government"]
+    assert score.parties.recall == pytest.approx(2 / 3)
+
+
+def test_missing_organization_shows_in_the_cli_scores(cli: Any, tmp_path: Path, gold: dict[str, GoldDocument]) -> None:
+    result = result_from_gold(gold["002_58b7a0a3b69e6006"])
+    result["organizations"] = result["organizations"][:1]
+    result["agreement"]["parties"] = result["agreement"]["parties"][:1]
+    write_output(tmp_path / "out", "002_58b7a0a3b69e6006", result)
+    run = cli("eval", GOLD, tmp_path / "out")
+    assert overall_lines(run.stdout)["organizations recall"] == "0.50"
+    missed = run.stdout.split("Missed and extra organizations")[1].split("Overall")[0]
+    assert "002_58b7a0a3b69e6006" in missed and "Zhaoqing Municipal Government" in missed
+    assert "4 gold document(s) have no output" in run.stderr
+
+
+def test_aliases_match_in_english_and_original_script(gold: dict[str, GoldDocument]) -> None:
+    entry = gold["004_28a269a1abbfeef6"]
+    result = result_from_gold(entry)
+    result["organizations"] = [
+        {"name": "Contemporary Amperex Technology", "name_original": "宁德时代", "type": "company", "role": "party",
+         "country": None},
+        {"name": "HKU", "name_original": "Universidade de Hong Kong", "type": "university", "role": "party",
+         "country": None},
+        {"name": "Gasgoo", "name_original": "Gasgoo", "type": "company", "role": "mentioned", "country": None},
+    ]
+    result["agreement"]["parties"] = ["Contemporary Amperex Technology", "HKU"]
+    score = score_document("004", entry, OutputDocument(Path("x.json"), {}, result))
+    assert (score.organizations.precision, score.organizations.recall) == (1.0, 1.0)  # Gasgoo is optional
+    assert (score.parties.precision, score.parties.recall) == (1.0, 1.0)
+
+
+def test_wrong_facts_each_cost_their_own_metric(gold: dict[str, GoldDocument]) -> None:
+    entry = gold["000_f5657d2c5e6c31f2"]
+    result = result_from_gold(entry)
+    result["source_language"] = "uk"
+    result["agreement"]["signed_on"]["year"] = 2024  # the text gives no year
+    result["organizations"].append({"name": "Tesla", "name_original": "Tesla", "type": "company",
+                                    "role": "mentioned", "country": None})
+    result["organizations"].append({**result["organizations"][1], "name": "CATL Group"})  # CATL listed twice
+    score = score_document("000", entry, OutputDocument(Path("x.json"), {}, result))
+    assert score.language is False and score.date is False and score.agreement is True
+    assert score.organizations.precision == pytest.approx(3 / 5)
+    assert score.extra == ["Tesla", "CATL Group"]
+    no_agreement = copy.deepcopy(result_from_gold(entry))
+    no_agreement["agreement"] = None
+    missing = score_document("000", entry, OutputDocument(Path("x.json"), {}, no_agreement))
+    assert missing.agreement is False and missing.date is False and missing.parties.recall == 0.0
+
+
+def test_overall_micro_averages_and_leaves_out_what_cannot_be_scored(gold: dict[str, GoldDocument]) -> None:
+    scores = [score_document(stem, g, OutputDocument(Path("x.json"), {}, result_from_gold(g)))
+              for stem, g in gold.items()]
+    metrics = {name: (value, n) for name, value, n in overall(scores)}
+    required = sum(1 for g in gold.values() for o in g.organizations if not o.optional)
+    assert metrics["organizations recall"] == (1.0, required)
+    assert metrics["people recall"] == (1.0, 2)  # only 001 names people
+    assert metrics["signing date exact"] == (1.0, 5)
+
+
+def test_broken_output_fails_and_bad_gold_is_a_usage_error(cli: Any, tmp_path: Path,
+                                                           gold: dict[str, GoldDocument]) -> None:
+    write_output(tmp_path / "out", "003_912c44fa5303de8d", result_from_gold(gold["003_912c44fa5303de8d"]))
+    (tmp_path / "out" / "broken.json").write_text("[1, 2", "utf-8")
+    run = cli("eval", GOLD, tmp_path / "out")
+    assert run.code == 1 and "broken.json: not JSON" in run.stderr
+    assert "003_912c44fa5303de8d" in run.stdout
+    bad_gold = tmp_path / "gold.json"
+    bad_gold.write_text(json.dumps({"format": "summarizer-gold/1", "documents": {"x": {"source_language": "en"}}}))
+    run = cli("eval", bad_gold, tmp_path / "out")
+    assert run.code == 2 and "has_agreement" in run.stderr

@@ -1,0 +1,339 @@
+"""`summarizer report`: output documents in, md / html / csv / jsonl / terminal tables out."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from summarizer.checks import run_checks, unsupported_sentence
+from summarizer.documents import load_document
+from summarizer.report import OutputDocument, merge_organizations
+from summarizer.report_formats import CSV_COLUMNS, md_cell
+from summarizer.schemas.article import Article
+
+SEEDS = Path(__file__).resolve().parent.parent / "seeds"
+MALICIOUS_TITLE = "<script>alert(1)</script> | pipe"
+
+
+def org(name: str, original: str, role: str = "party", kind: str = "company") -> dict[str, Any]:
+    return {"name": name, "name_original": original, "type": kind, "role": role, "country": "China"}
+
+
+def signed(year: int | None, month: int | None, day: int | None, as_written: str) -> dict[str, Any]:
+    return {"year": year, "month": month, "day": day, "as_written": as_written}
+
+
+def article(title: str, summary: str, language: str, organizations: list[dict[str, Any]], parties: list[str],
+            signed_on: dict[str, Any] | None, areas: list[str], topics: list[str], **extra: Any) -> dict[str, Any]:
+    return {"title": title, "summary": summary, "source_language": language, "organizations": organizations,
+            "people": extra.get("people", []),
+            "agreement": {"kind": extra.get("kind", "strategic cooperation agreement"), "parties": parties,
+                          "signed_on": signed_on, "place": extra.get("place"), "term_years": None, "areas": areas},
+            "key_figures": extra.get("key_figures", []), "topics": topics}
+
+
+# What a careful model answers for each seed (true to the texts; every verbatim value is in them).
+SEED_RESULTS: dict[str, dict[str, Any]] = {
+    "000_f5657d2c5e6c31f2": article(
+        "CECEP and CATL sign strategic cooperation agreement on energy storage",
+        "China Energy Conservation and Environmental Protection Group (CECEP) and CATL signed a strategic "
+        "cooperation agreement in Ningde, Fujian province, on 25 February. They will cooperate on new energy "
+        "materials, energy storage technology, equipment procurement and project development. A week earlier CATL "
+        "signed a similar agreement with Liaoning Fangda Group.",
+        "ru",
+        [org("China Energy Conservation and Environmental Protection Group",
+             "Китайская группа по энергосбережению и охране окружающей среды"),
+         org("CATL", "CATL"),
+         org("Liaoning Fangda Group Industrial Co., Ltd.", "Liaoning Fangda Group Industrial Co., Ltd.", "mentioned")],
+        ["China Energy Conservation and Environmental Protection Group", "CATL"],
+        signed(None, 2, 25, "25 февраля"),
+        ["new energy materials", "energy storage technology", "equipment procurement", "project development"],
+        ["energy storage", "batteries", "state-owned enterprises"],
+        place="Ningde, Fujian", key_figures=[{"value": "700", "meaning": "subsidiaries of CECEP"}],
+    ),
+    "001_1a11767ed79f635d": article(
+        "CATL signs strategic framework agreement with Henan province and Luoyang",
+        "On 22 June 2022 CATL signed a strategic cooperation framework agreement with the Henan provincial "
+        "government and the Luoyang city administration. The partners plan a zero-carbon industrial hub and "
+        "cooperation on R&D, battery production and new energy applications.",
+        "de",
+        [org("CATL", "Contemporary Amperex Technology Co., Limited"),
+         org("Henan Provincial Government", "Provinzregierung von Henan", kind="government"),
+         org("Luoyang Municipal Government", "Stadtverwaltung von Luoyang", kind="government")],
+        ["CATL", "Henan Provincial Government", "Luoyang Municipal Government"],
+        signed(2022, 6, 22, "22.06.2022"),
+        ["R&D", "battery production", "new energy ecosystem", "energy storage technology"],
+        ["batteries", "carbon neutrality", "regional development"],
+        kind="strategic cooperation framework agreement",
+        people=[{"name": "Lou Yangsheng", "name_original": "Lou Yangsheng",
+                 "title": "Secretary of the Henan Provincial Committee of the Communist Party of China",
+                 "organization": None},
+                {"name": "Robin Zeng", "name_original": "Robin Zeng", "title": "Chairman", "organization": "CATL"}],
+    ),
+    "002_58b7a0a3b69e6006": article(
+        "CATL and Zhaoqing city sign comprehensive cooperation agreement",
+        "The municipal government of Zhaoqing city in Guangdong signed a comprehensive cooperation agreement with "
+        "CATL. The partnership covers new energy applications, green energy development and manufacturing.",
+        "en",
+        [org("CATL", "Contemporary Amperex Technology Co. Limited"),
+         org("Zhaoqing Municipal Government", "municipal government of Zhaoqing city", kind="government")],
+        ["CATL", "Zhaoqing Municipal Government"],
+        None,
+        ["new energy applications", "green energy development", "manufacturing"],
+        ["batteries", "new energy"],
+        kind="comprehensive cooperation agreement",
+    ),
+    "003_912c44fa5303de8d": article(
+        "CATL and Lanzhou sign strategic cooperation agreement on zero-carbon transition",
+        "On 29 May CATL signed a strategic cooperation agreement with the Lanzhou Municipal Government. The "
+        "partners will develop the battery aftermarket, electrify regional transport and build a zero-carbon "
+        "urban ecosystem.",
+        "pt",
+        [org("CATL", "CATL"), org("Lanzhou Municipal Government", "Governo Municipal de Lanzhou", kind="government")],
+        ["CATL", "Lanzhou Municipal Government"],
+        signed(None, 5, 29, "29 de maio"),
+        ["battery aftermarket", "transport electrification", "zero-carbon urban ecosystem"],
+        ["batteries", "electric vehicles", "zero carbon"],
+    ),
+    "004_28a269a1abbfeef6": article(
+        "CATL and the University of Hong Kong form zero-carbon partnership",
+        "CATL signed a strategic cooperation agreement with the University of Hong Kong (HKU). The partners will "
+        "work on global zero-carbon policy standards, technological innovation and the energy transition.",
+        "pt",
+        [org("CATL", "CATL"), org("The University of Hong Kong", "Universidade de Hong Kong", kind="university")],
+        ["CATL", "The University of Hong Kong"],
+        None,
+        ["zero-carbon policy standards", "technological innovation", "energy transition"],
+        ["zero carbon", "batteries", "research"],
+    ),
+}
+
+
+def envelope(result: dict[str, Any], source: str, checks: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An output document as the runner writes it (see Runner._envelope)."""
+    return {
+        "document": {"path": source, "sha256": "0" * 64, "chars": 1000, "encoding": "utf-8", "format": "text",
+                     "chunks": 1},
+        "schema": {"id": "article", "version": "1"},
+        "prompt": {"id": "article", "version": "1", "sha256": "0" * 64},
+        "model": {"name": "test-model", "base_url": None, "backend": "openai", "mode": "json_schema"},
+        "usage": {"prompt_tokens": 100, "completion_tokens": 50, "total_tokens": 150, "requests": 1},
+        "attempts": 1,
+        "cached": False,
+        "created_at": "2025-01-01T00:00:00+00:00",
+        "checks": checks if checks is not None else {"passed": True, "unsupported": [], "failures": []},
+        "result": result,
+    }
+
+
+def write_seed_outputs(folder: Path) -> list[Path]:
+    """One output per seed, with the checks the real checker gives it against the seed's text."""
+    paths = []
+    for stem, result in SEED_RESULTS.items():
+        source = SEEDS / f"{stem}.txt"
+        document = load_document(str(source), source.read_bytes())
+        checks = run_checks(Article.model_validate(result), document)
+        path = folder / f"{stem}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks), ensure_ascii=False), "utf-8")
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def outputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "outputs"
+    write_seed_outputs(folder)
+    return folder
+
+
+def test_the_hand_written_seed_results_pass_every_check(outputs: Path) -> None:
+    for path in outputs.glob("*.json"):
+        checks = json.loads(path.read_text("utf-8"))["checks"]
+        assert checks["failures"] == [], path.name
+
+
+def test_markdown_report_has_every_section_and_every_document(cli: Any, outputs: Path) -> None:
+    run = cli("report", outputs, "--format", "md")
+    assert run.code == 0, run.stderr
+    md = run.stdout
+    for heading in ("## Documents", "## Organizations", "## Cooperation areas", "## Topics",
+                    "## Timeline of agreements", "## Unsupported facts"):
+        assert heading in md
+    for result in SEED_RESULTS.values():
+        assert result["title"] in md
+    # CATL is one organization across the five documents, whatever its spelling in each.
+    catl_rows = [line for line in md.splitlines() if line.startswith("| CATL |")]
+    assert len(catl_rows) == 1
+    assert all(md_cell(f"seeds/{stem}.txt: party") in catl_rows[0] for stem in SEED_RESULTS)
+    assert "| batteries | 5 |" in md
+
+
+def test_timeline_is_sorted_by_date_with_unknown_years_last(cli: Any, outputs: Path) -> None:
+    md = cli("report", outputs, "--format", "md").stdout
+    timeline = md.split("## Timeline of agreements")[1].split("##")[0]
+    dates = [line.split(" | ")[0].lstrip("| ") for line in timeline.splitlines() if line.startswith("| ")][1:]
+    assert dates == ["2022-06-22", r"????-02-25", r"????-05-29", "unknown", "unknown"]
+
+
+def test_csv_has_the_documented_columns_and_one_row_per_document(cli: Any, outputs: Path) -> None:
+    run = cli("report", outputs, "--format", "csv")
+    rows = list(csv.reader(io.StringIO(run.stdout)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 1 + len(SEED_RESULTS)
+    by_document = {row[0]: dict(zip(CSV_COLUMNS, row)) for row in rows[1:]}
+    henan = by_document["seeds/001_1a11767ed79f635d.txt"]
+    assert henan["date"] == "2022-06-22"
+    assert henan["parties"] == "CATL; Henan Provincial Government; Luoyang Municipal Government"
+    assert henan["language"] == "de"
+    assert henan["checks"] == "passed"
+
+
+def test_jsonl_has_one_line_per_document_with_overview_and_result(cli: Any, outputs: Path) -> None:
+    lines = cli("report", outputs, "--format", "jsonl").stdout.splitlines()
+    assert len(lines) == len(SEED_RESULTS)
+    first = json.loads(lines[0])
+    assert first["document"] == "seeds/000_f5657d2c5e6c31f2.txt"
+    assert first["date"] == "????-02-25"
+    assert first["result"] == SEED_RESULTS["000_f5657d2c5e6c31f2"]
+
+
+def test_html_is_one_self_contained_page(cli: Any, outputs: Path, tmp_path: Path) -> None:
+    target = tmp_path / "report.html"
+    run = cli("report", outputs, "--format", "html", "-o", target)
+    assert run.code == 0, run.stderr
+    assert run.stdout == ""  # the report went to the file
+    page = target.read_text("utf-8")
+    assert page.startswith("<!doctype html>")
+    assert "<style>" in page and "<script" not in page
+    assert "http://" not in page and "https://" not in page and "<link" not in page
+    for result in SEED_RESULTS.values():
+        assert result["title"] in page
+    assert not list(tmp_path.glob(".report.html.*.tmp"))  # the atomic write left no temp file
+
+
+def malicious_outputs(folder: Path) -> None:
+    result = copy.deepcopy(SEED_RESULTS["002_58b7a0a3b69e6006"])
+    result["title"] = MALICIOUS_TITLE
+    result["organizations"][1]["name"] = "Evil | Corp *bold* [link](http://x)"
+    result["agreement"]["parties"][1] = "Evil | Corp *bold* [link](http://x)"
+    result["topics"] = ["=HYPERLINK(\"http://x\")", "\x1b[31mred\x1b[0m"]
+    checks = {"passed": False, "unsupported": [{"field": "organizations[1].name_original",
+                                                "value": "<img src=x onerror=alert(2)>"}],
+              "failures": [unsupported_sentence("organizations[1].name_original", "<img src=x onerror=alert(2)>"),
+                           "summary is <b>bad</b>"]}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "evil.json").write_text(json.dumps(envelope(result, "evil.txt", checks)), "utf-8")
+
+
+def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
+    malicious_outputs(tmp_path / "out")
+    page = cli("report", tmp_path / "out", "--format", "html").stdout
+    assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
+    assert "&lt;img src=x onerror=alert(2)&gt;" in page
+    assert "Content-Security-Policy" in page  # and no script could run even if escaping failed
+
+
+def test_markdown_escapes_pipes_and_markup_in_cells(cli: Any, tmp_path: Path) -> None:
+    malicious_outputs(tmp_path / "out")
+    md = cli("report", tmp_path / "out", "--format", "md").stdout
+    assert r"\<script\>alert(1)\</script\> \| pipe" in md
+    assert r"Evil \| Corp \*bold\* \[link\](http://x)" in md
+    assert "<script>" not in md and "\x1b" not in md
+    for line in md.splitlines():  # every table row keeps its column count: no cell was split by a pipe
+        if line.startswith("| Title |"):
+            columns = line.count(" | ")
+        if line.startswith(r"| \<script"):
+            assert line.replace(r"\|", "").count(" | ") == columns
+
+
+def test_csv_keeps_values_as_data_but_neutralizes_formulas(cli: Any, tmp_path: Path) -> None:
+    malicious_outputs(tmp_path / "out")
+    row = list(csv.DictReader(io.StringIO(cli("report", tmp_path / "out", "--format", "csv").stdout)))[0]
+    assert row["title"] == MALICIOUS_TITLE
+    assert row["topics"].startswith("'=HYPERLINK")
+    assert row["checks"] == "failed" and row["unsupported"] == "1" and row["failures"] == "2"
+
+
+def test_terminal_tables_strip_escape_codes_and_show_unsupported_facts(cli: Any, tmp_path: Path) -> None:
+    malicious_outputs(tmp_path / "out")
+    run = cli("report", tmp_path / "out")
+    assert run.code == 0
+    assert "\x1b" not in run.stdout
+    assert "<img src=x onerror=alert(2)>" in run.stdout  # shown as text, which is safe in a terminal
+    assert "Unsupported facts" in run.stdout and "summary is <b>bad</b>" in run.stdout
+
+
+def test_unsupported_facts_are_listed_once_with_their_document(cli: Any, tmp_path: Path) -> None:
+    malicious_outputs(tmp_path / "out")
+    md = cli("report", tmp_path / "out", "--format", "md").stdout
+    unsupported = md.split("## Unsupported facts")[1].split("##")[0]
+    assert r"| evil.txt | organizations\[1\].name\_original | \<img src=x onerror=alert(2)\> |" in unsupported
+    other = md.split("## Other failed checks")[1]
+    assert r"summary is \<b\>bad\</b\>" in other
+    assert "does not occur" not in other  # the unsupported fact is not repeated as a failed check
+
+
+def test_broken_files_are_reported_and_the_report_goes_on(cli: Any, outputs: Path) -> None:
+    (outputs / "broken.json").write_text("{not json", "utf-8")
+    invalid = envelope({**SEED_RESULTS["002_58b7a0a3b69e6006"], "summary": "Too short."}, "seeds/x.txt")
+    (outputs / "nested").mkdir()
+    (outputs / "nested" / "invalid.json").write_text(json.dumps(invalid), "utf-8")
+    (outputs / "unknown.json").write_text(json.dumps({**invalid, "schema": {"id": "nope", "version": "1"}}), "utf-8")
+    (outputs / "run-20250101T000000-abcdef.jsonl").write_text('{"status": "ok"}\n', "utf-8")
+    run = cli("report", outputs, "--format", "md")
+    assert run.code == 1
+    assert f"{outputs / 'broken.json'}: not JSON" in run.stderr
+    assert f"{outputs / 'nested' / 'invalid.json'}: result does not match schema 'article'" in run.stderr
+    assert "summary" in run.stderr
+    assert f"{outputs / 'unknown.json'}: schema 'nope' cannot be loaded" in run.stderr
+    assert "run-2025" not in run.stderr
+    for result in SEED_RESULTS.values():
+        assert result["title"] in run.stdout
+
+
+def test_missing_path_fails_and_no_documents_at_all_is_a_usage_error(cli: Any, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    assert cli("report", tmp_path / "empty").code == 2
+    run = cli("report", tmp_path / "missing.json")
+    assert run.code == 1 and "no such file or folder" in run.stderr
+
+
+def doc(label: str, *orgs: dict[str, Any]) -> OutputDocument:
+    return OutputDocument(Path(f"{label}.json"), {"document": {"path": label}}, {"organizations": list(orgs)})
+
+
+def test_organizations_merge_across_spellings_and_scripts() -> None:
+    groups = merge_organizations([
+        doc("a.txt", org("CATL", "宁德时代"), org("Zhaoqing Municipal Government", "肇庆市人民政府", kind="government")),
+        # b.txt is linked to a.txt by the Chinese name only
+        doc("b.txt", org("Contemporary Amperex Technology", "宁德时代", role="mentioned")),
+        doc("c.txt", org("Contemporary Amperex Technology Co., Limited", "Contemporary Amperex Technology")),
+        doc("d.txt", org("The University of Hong Kong", "Universidade de Hong Kong"),
+            org("catl", "CATL")),  # case only
+        doc("e.txt", org("University of Hong Kong", "香港大学", kind="university")),
+    ])
+    assert [g.name for g in groups] == ["CATL", "The University of Hong Kong", "Zhaoqing Municipal Government"]
+    catl = groups[0]  # most documents first; "CATL" / "catl" is its most common English name
+    assert "宁德时代" in catl.spellings and "Contemporary Amperex Technology Co., Limited" in catl.spellings
+    assert catl.documents == ["a.txt", "b.txt", "c.txt", "d.txt"]
+    assert [m[1] for m in catl.mentions] == ["party", "mentioned", "party", "party"]
+    hku = groups[1]
+    assert hku.documents == ["d.txt", "e.txt"] and "香港大学" in hku.spellings
+
+
+def test_report_of_cli_outputs_skips_the_run_manifest(cli: Any, server: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert cli("summarize", SEEDS / "002_58b7a0a3b69e6006.txt", "--base-url", server.url, "--out", out).code == 0
+    assert list(out.glob("run-*.jsonl"))
+    run = cli("report", out, "--format", "md")
+    assert run.code == 0, run.stderr
+    assert "CATL and Zhaoqing sign comprehensive cooperation agreement" in run.stdout
+    assert md_cell(str(SEEDS / "002_58b7a0a3b69e6006.txt")) in run.stdout  # documents named by their source
