@@ -16,6 +16,7 @@ zero carbon alliance" reads as Italian to n-gram models) is judged by its script
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import date
 from functools import lru_cache
@@ -33,9 +34,14 @@ _PUNCTUATION = str.maketrans({
     "\u2033": '"', "\u2039": '"', "\u203a": '"', "\u300c": '"', "\u300d": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
 })
+CHECKS_VERSION = "1"  # bump when a check changes, so cached results are checked again
 CONFIDENT = 0.9  # the detector's top language must be at least this likely to fail a result
 PLAUSIBLE = 0.1  # a claimed language at least this likely is accepted even if it is not the top one
 MIN_WORDS = 6  # fewer words than this: too little text for a statistical language verdict
+# Whitespace and the format characters (Unicode Cf) that show up in scraped text.
+_INVISIBLE = re.compile(r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+")
+_LETTER = re.compile(r"[^\W\d_]")
+_LATIN_LETTER = re.compile(r"[A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
 _ALIASES = {"zh-cn": "zh", "zh-tw": "zh", "nb": "no", "nn": "no", "iw": "he"}
 
 
@@ -48,7 +54,7 @@ def _compact(text: str) -> str:
     # No whitespace at all: CJK, Thai and Lao do not space words, and models add or drop spaces
     # around Latin acronyms ("CATL与" / "CATL 与"); invisible format characters go too.
     folded = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
-    return "".join(ch for ch in folded if not ch.isspace() and unicodedata.category(ch) != "Cf")
+    return _INVISIBLE.sub("", folded)  # a regex, not a per-character loop: this runs on every source
 
 
 def _occurs(value: str, compact_source: str) -> bool:
@@ -90,6 +96,7 @@ def _detector() -> Any:
     return pycld2
 
 
+@lru_cache(maxsize=1)
 def detector_languages() -> frozenset[str]:
     """ISO 639-1 codes the detector knows; a claim outside this set cannot be verified."""
     cld = _detector()
@@ -129,6 +136,9 @@ def _top(probabilities: dict[str, float]) -> tuple[str | None, float]:
 
 def _mostly_non_latin(text: str) -> str | None:
     # The script of most letters when it is not Latin ("CYRILLIC", "CJK", "LAO"): certain at any length.
+    letters = len(_LETTER.findall(text))
+    if not letters or len(_LATIN_LETTER.findall(text)) * 2 > letters:
+        return None  # the common case, decided by two C-speed regex scans
     scripts: dict[str, int] = {}
     for ch in text:
         if ch.isalpha():

@@ -45,6 +45,12 @@ SAMPLE_ARTICLE: dict[str, Any] = {
 }
 
 
+class _Server(ThreadingHTTPServer):
+    # The default listen backlog (5) resets connections when 32 clients connect at once.
+    request_queue_size = 1024
+    daemon_threads = True
+
+
 @dataclass
 class Reply:
     """One scripted answer: a chat completion, an HTTP error, or a network fault."""
@@ -113,8 +119,7 @@ class LoopbackServer:
         self._rpm = rpm
         self._bucket = min(rpm / 60, 10.0) if rpm else 0.0
         self._bucket_at = time.monotonic()
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), self._handler_class())
-        self._httpd.daemon_threads = True
+        self._httpd = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
     @property

@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path, PurePath
 from typing import Any, Protocol
 
@@ -226,12 +226,14 @@ class Runner:
             key = cache_key({**self._key_base, "text": document.text_sha256})
             entry = self.cache.get(key) if self.cache is not None else None
             cached = entry is not None
+            checks: dict[str, Any] | None = None
             if entry is None:
                 entry, usage = await self._extract(document)
+                checks = self._check(entry, document)
                 if self.cache is not None:
                     self.cache.put(key, entry)
-            # Checks run on every output, cached or not, so they follow the current checks and date.
-            checks = self._check(entry, document)
+            if checks is None:  # cached: checks are redone when the checks or the day changed
+                checks = self._check(entry, document)
             envelope = self._envelope(document, entry, cached, usage, checks)
             path = self._output_path(item)
             write_json(path, envelope)
@@ -290,9 +292,18 @@ class Runner:
         return entry, extraction.usage
 
     def _check(self, entry: dict[str, Any], document: Document) -> dict[str, Any]:
+        """Checks of a result; a cached entry's are reused only if made today by these checks."""
         if self.checker is None:
             return {}
-        return self.checker(self.spec.schema.model.model_validate(entry["result"]), document)
+        from .checks import CHECKS_VERSION
+
+        stamp = {"version": CHECKS_VERSION, "on": date.today().isoformat()}
+        stored = entry.get("checks")
+        if isinstance(stored, dict) and stored.get("stamp") == stamp:
+            return stored["result"]
+        result = self.checker(self.spec.schema.model.model_validate(entry["result"]), document)
+        entry["checks"] = {"stamp": stamp, "result": result}
+        return result
 
     def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage,
                   checks: dict[str, Any]) -> dict[str, Any]:

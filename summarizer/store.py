@@ -38,8 +38,9 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Atomically write pretty, UTF-8 JSON."""
-    atomic_write_text(path, json.dumps(data, ensure_ascii=False, indent=2) + "\n")
+    """Atomically write UTF-8 JSON on one line (pipe through `jq .` to read it)."""
+    # Compact on purpose: indent= switches json to its pure-Python encoder (~0.3 ms per document).
+    atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
 def output_name(relative: PurePath) -> PurePath:
