@@ -111,13 +111,14 @@ def _footer(envelope: dict[str, Any]) -> Text:
     model = envelope.get("model", {})
     checks = envelope.get("checks") or {}
     line = Text(style="dim")
-    line.append(safe(f"model {model.get('name')} · attempts {envelope.get('attempts')} · "
-                     f"tokens {usage.get('total_tokens', 0)}"))
+    line.append_text(safe(f"model {model.get('name')} · attempts {envelope.get('attempts')} · "
+                          f"tokens {usage.get('total_tokens', 0)}"))
     if envelope.get("cached"):
         line.append(" · served from cache", style="green")
     if checks.get("failures"):
-        line.append(safe(f" · {len(checks['failures'])} check(s) failed: " + "; ".join(checks["failures"][:3])),
-                    style="red")
+        failed = safe(f" · {len(checks['failures'])} check(s) failed: " + "; ".join(checks["failures"][:3]))
+        failed.stylize("red")
+        line.append_text(failed)
     return line
 
 

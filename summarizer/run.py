@@ -126,7 +126,7 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     globs = tuple(args.globs or ["*"])
 
     def items() -> Iterator[InputItem]:
-        return iter(retry_items) if retry_items is not None else iter_inputs(paths, globs)
+        return iter(retry_items) if retry_items is not None else iter_inputs(paths, globs, exclude=_own_folders(settings))
 
     total = sum(1 for _ in items())
     backend_name = settings.resolved_backend
@@ -184,6 +184,11 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     if report.stop_class in ("AuthError", "QuotaExhausted"):
         return EXIT_USAGE
     return EXIT_FAILED if report.failed or report.stopped else EXIT_OK
+
+
+def _own_folders(settings: Settings) -> tuple[Path, ...]:
+    # `summarizer summarize .` must not summarize its own outputs, manifests or cache.
+    return tuple(p for p in (settings.out_dir, settings.cache_dir) if p is not None)
 
 
 def _want_tables(choice: str, total: int) -> bool:

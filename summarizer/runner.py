@@ -210,7 +210,10 @@ class Runner:
         self.report.add(outcome)
         if self.manifest is not None:
             self.manifest.record(outcome.manifest_entry())
-        self.observer.on_outcome(outcome)
+        try:
+            self.observer.on_outcome(outcome)
+        except Exception as exc:  # a display problem must not abort the run or lose documents
+            self.observer.warn(f"could not display {outcome.item.path}: {type(exc).__name__}: {exc}")
         if self.budget is not None and not self.report.stopped:
             reason = self.budget(self.report.usage)
             if reason:

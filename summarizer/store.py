@@ -45,7 +45,7 @@ def write_json(path: Path, data: Any) -> None:
 
 def output_name(relative: PurePath) -> PurePath:
     """outputs/ path for an input path relative to its root: same folders, .json, nothing unsafe."""
-    parts = [(_UNSAFE.sub("_", part).strip("._") or "_") for part in relative.parts if part not in ("", ".", "..", "/")]
+    parts = [(_UNSAFE.sub("_", part).strip("._").lstrip("-") or "_") for part in relative.parts if part not in ("", ".", "..", "/")]
     if not parts:
         parts = ["document"]
     stem = PurePath(parts[-1]).stem or parts[-1]

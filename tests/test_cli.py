@@ -197,3 +197,19 @@ def test_module_runs_as_python_dash_m(tmp_path):
 
     done = subprocess.run([sys.executable, "-m", "summarizer", "schema", "generic"], capture_output=True, text=True)
     assert done.returncode == 0 and '"key_points"' in done.stdout
+
+
+def test_tables_show_failed_checks_without_crashing(cli, server, tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("CATL signed an agreement with Zhaoqing on Monday. Nothing else is known.")
+    result = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--tables", "always")
+    assert result.code == 0, result.stderr
+    assert "check(s) failed" in result.stdout
+    assert "(not in source)" in result.stdout  # "Contemporary Amperex Technology Co. Limited" is not in it
+
+
+def test_output_names_never_start_with_a_dash(cli, server, tmp_path):
+    doc = tmp_path / "-rf.txt"
+    doc.write_text(SEED.read_text())
+    assert cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out").code == 0
+    assert [p.name for p in (tmp_path / "out").glob("*.json")] == ["rf.json"]
