@@ -117,11 +117,16 @@ def _binary_kind(data: bytes) -> str | None:
     return None
 
 
+_LAYOUT = dict.fromkeys(map(ord, "\t\n\r\x0b\x0c"))  # removed before the printable test
+
+
 def _junk_share(text: str) -> float:
     # Share of characters no text contains: what binary data turns into when decoded anyway.
     sample = _ANSI.sub("", text[:20000])
     if not sample:
         return 0.0
+    if "\ufffd" not in sample and sample.translate(_LAYOUT).isprintable():
+        return 0.0  # C-speed fast path: nothing but printable characters and layout whitespace
     junk = sum(1 for ch in sample if ch == "\ufffd" or (ord(ch) < 32 and ch not in "\t\n\r\x0b\x0c")
                or 0x7f <= ord(ch) <= 0x9f or unicodedata.category(ch) in ("Co", "Cn", "Cs"))
     return junk / len(sample)
