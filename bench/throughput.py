@@ -38,8 +38,9 @@ def main() -> None:
             base = min(run(url, one, root / "out1", env) for _ in range(3))
     ideal = DOCS / CONCURRENCY * LATENCY
     cached_rate = (DOCS - 1) / max(warm - base, 1e-9)
-    print(f"throughput: {DOCS} docs in {cold:.2f} s, ideal {ideal:.2f} s, ratio {cold / ideal:.2f} (target <= 1.25); "
-          f"cached re-run {warm:.2f} s = {cached_rate:.0f} docs/s after {base:.2f} s start-up (target >= 1000)")
+    print(f"throughput: {DOCS} docs in {cold:.2f} s, ideal {ideal:.2f} s, ratio {cold / ideal:.2f} (target <= 1.25; "
+          f"{(cold - base) / ideal:.2f} without the {base:.2f} s start-up); "
+          f"cached re-run {warm:.2f} s = {cached_rate:.0f} docs/s after start-up (target >= 1000)")
     sys.stdout.flush()
 
 
