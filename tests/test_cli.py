@@ -213,3 +213,20 @@ def test_output_names_never_start_with_a_dash(cli, server, tmp_path):
     doc.write_text(SEED.read_text())
     assert cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out").code == 0
     assert [p.name for p in (tmp_path / "out").glob("*.json")] == ["rf.json"]
+
+
+def test_quiet_keeps_stderr_empty_on_success(cli, server, tmp_path):
+    result = summarize(cli, server, tmp_path, "--quiet", "--json")
+    assert result.code == 0 and result.stderr == ""
+    assert json.loads(result.stdout)["cached"] is False
+
+
+def test_run_summary_goes_to_stderr_for_several_documents(cli, server, tmp_path):
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (docs / name).write_text(SEED.read_text() + name)
+    result = summarize(cli, server, tmp_path, "--tables", "never", path=docs)
+    assert result.code == 0
+    assert "Run summary" in result.stderr and "Run summary" not in result.stdout
+    assert "200 in + 100 out in 2 request(s)" in " ".join(result.stderr.split())
