@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
+from typing import Any
 
 # ISO 639-1: the two-letter codes (184 of them), so "source_language" means something.
 ISO_639_1 = frozenset(
@@ -48,3 +50,32 @@ def reject_duplicates(values: Iterable[str], what: str) -> None:
         if key in seen:
             raise ValueError(f"duplicate {what}: {value!r} is listed twice; list each once")
         seen.add(key)
+
+
+def drop_repeats(items: Any) -> Any:
+    """A list without exact repeats (same item after folding), first kept; anything else unchanged.
+
+    A looping model repeats whole items; dropping the echo loses nothing. Two *different* items
+    with one name still fail reject_duplicates, because that is a real contradiction.
+    """
+    if not isinstance(items, list):
+        return items
+    seen: set[str] = set()
+    kept = []
+    for item in items:
+        key = json.dumps(_folded(item), sort_keys=True, ensure_ascii=False)
+        if key not in seen:
+            seen.add(key)
+            kept.append(item)
+    return kept
+
+
+def _folded(value: Any) -> Any:
+    # Every string folded, so "Batteries " repeats "batteries".
+    if isinstance(value, str):
+        return fold(value)
+    if isinstance(value, dict):
+        return {k: _folded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_folded(v) for v in value]
+    return value

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import calendar
-from typing import ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from ._common import check_language_code, count_sentences, fold, reject_duplicates
+from ._common import check_language_code, count_sentences, drop_repeats, fold, reject_duplicates
 
 
 
 class Organization(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="The organization's name in English.")
+    name: str = Field(min_length=1, max_length=120, description="The organization's name in English.")
     name_original: str = Field(
         min_length=1,
         max_length=200,
@@ -32,7 +32,7 @@ class Organization(BaseModel):
 class Person(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200, description="The person's name in English (Latin script).")
+    name: str = Field(min_length=1, max_length=120, description="The person's name in English (Latin script).")
     name_original: str = Field(
         min_length=1, max_length=200, description="The name exactly as written in the source text."
     )
@@ -73,16 +73,23 @@ class Agreement(BaseModel):
         min_length=1, max_length=120,
         description="Kind of agreement in English, e.g. 'strategic cooperation agreement'.",
     )
-    parties: list[str] = Field(
-        min_length=1, max_length=10,
+    parties: list[Annotated[str, StringConstraints(min_length=1, max_length=120)]] = Field(
+        min_length=1, max_length=5,
         description="English names of the parties; each must be the 'name' of an entry in organizations.",
     )
     signed_on: SignedOn | None = Field(description="When it was signed, or null if the text does not say.")
     place: str | None = Field(max_length=200, description="Where it was signed, in English, or null.")
     term_years: int | None = Field(ge=1, le=100, description="Duration in years if stated, else null.")
-    areas: list[str] = Field(
-        max_length=10, description="Areas of cooperation in English, short noun phrases."
+    areas: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+        max_length=8, description="Areas of cooperation in English, short noun phrases."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_repeats(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            data = {**data, **{k: drop_repeats(data.get(k)) for k in ("parties", "areas") if k in data}}
+        return data
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> Agreement:
@@ -102,27 +109,37 @@ class Article(BaseModel):
     """English summary and structured facts of a news article about agreements and partnerships."""
 
     SCHEMA_ID: ClassVar[str] = "article"
-    SCHEMA_VERSION: ClassVar[str] = "1"
+    SCHEMA_VERSION: ClassVar[str] = "2"
 
     model_config = ConfigDict(extra="forbid", title="Article")
 
     title: str = Field(min_length=1, max_length=200, description="A short headline in English.")
     summary: str = Field(
-        min_length=20, max_length=1500,
+        min_length=20, max_length=1000,
         description="2 to 5 sentences in English, even when the source is in another language.",
     )
     source_language: str = Field(
         pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the source text's language, e.g. 'ru', 'de', 'pt'."
     )
     organizations: list[Organization] = Field(
-        max_length=20, description="Organizations named in the text, each listed once."
+        max_length=12, description="Organizations named in the text, each listed once."
     )
-    people: list[Person] = Field(max_length=20, description="People named in the text, each listed once.")
+    people: list[Person] = Field(max_length=12, description="People named in the text, each listed once.")
     agreement: Agreement | None = Field(description="The agreement the text reports, or null if there is none.")
     key_figures: list[KeyFigure] = Field(
-        max_length=15, description="Important numbers (amounts, counts, capacities) as written in the text."
+        max_length=10, description="Important numbers (amounts, counts, capacities) as written in the text."
     )
-    topics: list[str] = Field(max_length=8, description="A few English topic keywords.")
+    topics: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+        max_length=6, description="A few English topic keywords."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_repeats(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            lists = ("organizations", "people", "key_figures", "topics")
+            data = {**data, **{k: drop_repeats(data.get(k)) for k in lists if k in data}}
+        return data
 
     @field_validator("source_language")
     @classmethod

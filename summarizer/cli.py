@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--no-cache", dest="use_cache", action="store_false", default=None, help="bypass the cache")
     s.add_argument("--cache-dir", dest="cache_dir", help="cache folder (env SUMMARIZER_CACHE_DIR)")
     s.add_argument("--max-reasks", dest="max_reasks", type=int, help="re-asks after an invalid answer (default 2)")
-    s.add_argument("--max-tokens", dest="max_tokens", type=int, help="output token budget per request (default 2048)")
+    s.add_argument("--max-tokens", dest="max_tokens", type=int, help="output token budget per request (default 2048; local model 1024)")
     s.add_argument("--temperature", type=float)
     s.add_argument("--timeout", type=float, help="seconds per request (default 60)")
     s.add_argument("--retries", type=int, help="retries of transient errors per request (default 3)")

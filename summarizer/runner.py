@@ -137,7 +137,7 @@ class RunSpec:
             "model": backend.model,
             "base_url": backend.base_url,
             "backend": self.backend_name,
-            "params": {"temperature": s.temperature, "max_tokens": s.max_tokens, "mode": s.mode,
+            "params": {"temperature": s.temperature, "max_tokens": s.resolved_max_tokens, "mode": s.mode,
                        "max_chunk_chars": s.max_chunk_chars, "strict": s.strict},
         }
 
@@ -282,7 +282,7 @@ class Runner:
             strict_check = lambda result: failures(checker(result, document))  # noqa: E731
         extraction = await extract_document(
             document.text, self.spec.schema, self.spec.prompt, self.backend,
-            max_reasks=s.max_reasks, max_tokens=s.max_tokens, temperature=s.temperature,
+            max_reasks=s.max_reasks, max_tokens=s.resolved_max_tokens, temperature=s.temperature,
             max_chunk_chars=s.max_chunk_chars, check=strict_check,
         )
         entry = {

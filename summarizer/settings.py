@@ -61,7 +61,7 @@ class Settings:
     cache_dir: Path | None = None
     use_cache: bool = True
     max_reasks: int = 2
-    max_tokens: int = 2048
+    max_tokens: int | None = None  # None: 2048, or 1024 for the local model (a runaway costs less)
     temperature: float = 0.0
     timeout: float = 60.0
     retries: int = 3
@@ -85,6 +85,12 @@ class Settings:
         return "openai" if (self.api_key or self.base_url) else "local"
 
     @property
+    def resolved_max_tokens(self) -> int:
+        if self.max_tokens is not None:
+            return self.max_tokens
+        return 1024 if self.resolved_backend == "local" else 2048
+
+    @property
     def resolved_model(self) -> str:
         if self.model:
             return self.model
@@ -103,9 +109,9 @@ class Settings:
                 "OPENAI_API_KEY is not set: export it, or pass --base-url for a local OpenAI-compatible "
                 "server, or use --backend local for the embedded model"
             )
-        for name in ("concurrency", "max_tokens"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        for flag, value in (("--concurrency", self.concurrency), ("--max-tokens", self.resolved_max_tokens)):
+            if value < 1:
+                raise ConfigError(f"{flag} must be at least 1")
         if self.max_reasks < 0 or self.retries < 0:
             raise ConfigError("--max-reasks and --retries must be 0 or more")
         return self

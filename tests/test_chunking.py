@@ -137,10 +137,11 @@ def test_15_merge_deduplicates_and_fills_gaps() -> None:
 def test_15_merge_respects_schema_limits_and_breaks_ties_by_order() -> None:
     """Merged lists stop at the schema's maxItems; a language tie goes to the first chunk's."""
     schema = load_schema("article")
-    results = [{**SAMPLE_ARTICLE, "source_language": lang, "topics": [f"topic {lang} {i}" for i in range(8)]}
+    limit = schema.json_schema["properties"]["topics"]["maxItems"]
+    results = [{**SAMPLE_ARTICLE, "source_language": lang, "topics": [f"topic {lang} {i}" for i in range(limit)]}
                for lang in ("pt", "es", "es", "pt")]
     merged = merge_results(schema, results)
-    assert len(merged["topics"]) == 8
+    assert len(merged["topics"]) == limit
     assert merged["source_language"] == "pt"
 
 

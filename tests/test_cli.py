@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from summarizer.artifacts import load_schema
 from summarizer.loopback import LoopbackServer, Reply
 
 from .conftest import SEEDS
@@ -27,7 +28,7 @@ def test_seed_end_to_end_writes_the_envelope_and_prints_tables(cli, server, tmp_
     assert output["document"]["chars"] == len(SEED.read_text().strip())
     assert output["document"]["encoding"] == "utf-8"
     assert len(output["document"]["sha256"]) == 64
-    assert output["schema"] == {"id": "article", "version": "1", "ref": "article"}
+    assert output["schema"] == {"id": "article", "version": load_schema("article").version, "ref": "article"}
     assert output["prompt"]["id"] == "article" and len(output["prompt"]["sha256"]) == 64
     assert output["model"]["base_url"] == server.url
     assert output["usage"]["total_tokens"] == 150

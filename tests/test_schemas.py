@@ -52,7 +52,7 @@ def test_party_missing_from_organizations_is_rejected():
 
 def test_duplicate_organizations_are_rejected():
     data = article()
-    data["organizations"].append(dict(data["organizations"][0], name=" catl "))
+    data["organizations"].append(dict(data["organizations"][0], name=" catl ", country="Hong Kong"))
     with pytest.raises(ValidationError, match="duplicate organization"):
         Article.model_validate(data)
 
@@ -91,3 +91,13 @@ def test_generic_schema_rejects_duplicate_key_points():
             "key_points": ["Same point", "same point"], "entities": []}
     with pytest.raises(ValidationError, match="duplicate key point"):
         Generic.model_validate(data)
+
+
+def test_exact_repeats_from_a_looping_model_are_dropped():
+    data = article(topics=["batteries", "Batteries ", "new energy"])
+    data["organizations"].append(dict(data["organizations"][0]))
+    data["agreement"]["areas"] = ["storage", "storage"]
+    result = Article.model_validate(data)
+    assert [o.name for o in result.organizations] == ["CATL", "Zhaoqing Municipal Government"]
+    assert result.topics == ["batteries", "new energy"]
+    assert result.agreement.areas == ["storage"]
