@@ -237,3 +237,21 @@ def test_21_kill_9_then_rerun_leaves_no_partial_files_and_a_sound_cache(tmp_path
     assert cache.integrity_ok() and cache.count() == 30
     cache.close()
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.endswith(".tmp")]
+
+
+def test_auto_mode_falls_back_once_when_the_server_rejects_json_schema(cli, tmp_path):
+    with LoopbackServer(reject_json_schema=True) as server:
+        result = run(cli, server, tmp_path, make_docs(tmp_path / "docs", 3), "--concurrency", "1")
+        formats = [(r.body.get("response_format") or {}).get("type") for r in server.requests]
+    assert result.code == 0, result.stderr
+    assert formats == ["json_schema", "json_object", "json_object", "json_object"]  # remembered for the run
+    assert "JSON Schema" in server.requests[1].body["messages"][0]["content"]  # the schema moved into the prompt
+    assert json.loads((tmp_path / "out" / "doc000.json").read_text())["model"]["mode"] == "json_object"
+
+
+def test_tools_mode_sends_the_schema_as_a_forced_function(cli, server, tmp_path):
+    result = run(cli, server, tmp_path, make_docs(tmp_path / "docs", 1), "--mode", "tools")
+    assert result.code == 0, result.stderr
+    body = server.requests[0].body
+    assert body["tools"][0]["function"]["parameters"]["title"] == "Article"
+    assert body["tool_choice"]["function"]["name"] == "article"

@@ -19,7 +19,6 @@ import pytest
 from summarizer.backends.base import CompletionRequest
 from summarizer.backends.local import default_model_path
 from summarizer.backends.openai_compat import OpenAIBackend
-from summarizer.errors import TransientError
 
 from .test_local_backend import NOTE, NOTE_MESSAGES, Note
 
@@ -101,12 +100,11 @@ def test_json_schema_response_format_is_answered_with_http_500(server_url: str) 
     assert "Input should be 'text' or 'json_object'" in info.value.read().decode()
 
 
-def test_auto_mode_does_not_fall_back_on_that_500(server_url: str) -> None:
-    # Real behaviour today: auto falls back to json_object only on 400/422, so the 500 is retried
-    # as transient and then raised. Use --mode tools (below) or json_object with this server.
-    with pytest.raises(TransientError) as info:
-        _complete(server_url, "auto")
-    assert "HTTP 500" in str(info.value) and "json_object" in str(info.value)
+def test_auto_mode_falls_back_to_json_object_on_that_500_and_remembers(server_url: str) -> None:
+    # The 500 names response_format, so it is a rejection of the mode, not a server failure.
+    backend, completion = _complete(server_url, "auto")
+    assert backend.mode == "json_object" and completion.mode == "json_object"
+    assert completion.usage.requests == 1 and completion.usage.completion_tokens > 0
 
 
 def test_json_object_mode_answers_with_usage_counted(server_url: str) -> None:

@@ -21,7 +21,8 @@ from ..ratelimit import RateLimiter
 from .base import Completion, CompletionRequest, Usage
 
 _TRANSIENT_STATUS = {408, 409, 429}
-_MODE_REJECTED_STATUS = {400, 422}
+_MODE_REJECTED_STATUS = {400, 422, 500}
+_FORMAT_REJECTED = re.compile(r"response_format|json_schema", re.I)
 _FORMAT_WORDS = re.compile(r"response_format|json_schema|schema|structured|grammar", re.I)
 
 
@@ -222,6 +223,10 @@ class OpenAIBackend:
             if retry_after is not None:
                 self._limiter.pause(retry_after)
             return RateLimited(f"rate limited by the model server (HTTP 429): {detail}", retry_after)
+        if status >= 500 and _FORMAT_REJECTED.search(detail):
+            # llama.cpp's Python server answers an unknown response_format with a 500: retrying
+            # the same request cannot help, but another mode can (auto falls back on this).
+            return RequestRejected(f"the model server rejected the request (HTTP {status}): {detail}", status)
         if status in _TRANSIENT_STATUS or status >= 500:
             return TransientError(f"the model server failed (HTTP {status}): {detail}")
         return RequestRejected(f"the model server rejected the request (HTTP {status}): {detail}", status)
