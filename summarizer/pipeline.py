@@ -85,7 +85,8 @@ async def extract(
         if completion.finish_reason == "length":
             if budget_raised:
                 raise Truncated(
-                    f"the answer was cut off at {max_tokens} tokens twice: raise --max-tokens",
+                    f"the answer was cut off at {max_tokens // 2} and again at {max_tokens} tokens: "
+                    "raise --max-tokens",
                     raw=raw,
                     usage=usage,
                 )

@@ -79,15 +79,22 @@ def test_default_model_is_found_without_importing_llm() -> None:
 def test_grammar_schema_caps_long_repeats_and_enumerates_small_integer_ranges() -> None:
     schema = load_schema("article").json_schema
     capped = grammar_schema(schema)
-    assert schema["properties"]["summary"]["maxLength"] == 1500  # the original is left alone
-    assert capped["properties"]["summary"] == {**schema["properties"]["summary"], "maxLength": 1020}
-    assert capped["properties"]["title"] == schema["properties"]["title"]
-    assert capped["properties"]["organizations"]["maxItems"] == 20
+    assert capped == grammar_schema(schema) and capped is not schema  # a copy; the original is left alone
+    assert capped["properties"]["summary"] == schema["properties"]["summary"]  # 20..1000: within the limit
+    assert capped["properties"]["organizations"]["maxItems"] == schema["properties"]["organizations"]["maxItems"]
     month = capped["$defs"]["SignedOn"]["properties"]["month"]["anyOf"][0]
     assert month["enum"] == list(range(1, 13))
     assert grammar_schema({"type": "string", "minLength": 1200, "maxLength": 5000})["maxLength"] == 2200
     assert grammar_schema({"type": "array", "items": {}, "maxItems": 5000})["maxItems"] == 1000
     assert "enum" not in grammar_schema({"type": "integer", "minimum": 0, "maximum": 10**6})
+
+
+def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
+    schema = load_schema("article").json_schema
+    small = grammar_schema(schema, small=True)
+    assert small["properties"]["organizations"]["maxItems"] == 5
+    assert small["properties"]["summary"]["maxLength"] == 300 and small["properties"]["summary"]["minLength"] == 20
+    assert grammar_schema({"type": "array", "items": {}, "minItems": 7, "maxItems": 9}, small=True)["maxItems"] == 7
 
 
 # --- with the bundled model (select with -m model) --------------------------------------------

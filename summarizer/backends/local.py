@@ -28,6 +28,9 @@ DEFAULT_MODEL_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _MAX_OPTIONAL_REPEATS = 1000
 # The converter ignores minimum/maximum on integers; a small range becomes an enum it enforces.
 _MAX_ENUM_RANGE = 256
+# For the bundled 135M model only: answers within these bounds still fit the real schema.
+_SMALL_MAX_ITEMS = 5
+_SMALL_MAX_LENGTH = 300
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 _CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
@@ -45,16 +48,19 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
 
-def grammar_schema(node: Any) -> Any:
+def grammar_schema(node: Any, small: bool = False) -> Any:
     """A copy of a JSON Schema that llama.cpp's grammar can enforce (see the caps above)."""
     if isinstance(node, list):
-        return [grammar_schema(item) for item in node]
+        return [grammar_schema(item, small) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: grammar_schema(value) for key, value in node.items()}
+    node = {key: grammar_schema(value, small) for key, value in node.items()}
     for kind, low_key, high_key in (("string", "minLength", "maxLength"), ("array", "minItems", "maxItems")):
         if node.get("type") == kind and isinstance(node.get(high_key), int):
             node[high_key] = min(node[high_key], node.get(low_key, 0) + _MAX_OPTIONAL_REPEATS)
+            if small:  # a tiny model fills every list to its bound and rambles: keep both short
+                cap = _SMALL_MAX_ITEMS if kind == "array" else _SMALL_MAX_LENGTH
+                node[high_key] = min(node[high_key], max(node.get(low_key, 0), cap))
     low, high = node.get("minimum"), node.get("maximum")
     if (
         node.get("type") == "integer"
@@ -86,6 +92,7 @@ class LocalBackend:
         if not path.is_file():
             raise ConfigError(f"model file {path} does not exist: pass an existing GGUF file with --model-path")
         self.model_path = path
+        self.small = model_path is None  # the bundled tiny model gets tighter grammar bounds
         self.model = path.name
         self.base_url: str | None = None
         self.n_ctx = n_ctx
@@ -185,12 +192,12 @@ class LocalBackend:
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema))
+            grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema, self.small))
             self._grammars[key] = grammar
         return grammar
 
 
-def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any]) -> str:
+def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any], small: bool = False) -> str:
     """The GBNF grammar for a JSON Schema, checked once so that llama.cpp can parse it."""
     import llama_cpp
     from llama_cpp.llama_grammar import json_schema_to_gbnf
@@ -199,7 +206,7 @@ def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any]) -> str:
     # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
     hint = "use a model server (--base-url) or simplify the schema"
     try:
-        grammar = json_schema_to_gbnf(json.dumps(grammar_schema(schema)))
+        grammar = json_schema_to_gbnf(json.dumps(grammar_schema(schema, small)))
     except Exception as exc:  # the converter raises bare asserts and ValueErrors alike
         raise RunStopper(f"llama.cpp cannot turn schema {schema_id!r} into a grammar ({exc}): {hint}") from exc
     # The converter lets raw control characters (a newline...) into strings, which is not JSON.
