@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,7 +94,12 @@ def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
     schema = load_schema("article").json_schema
     small = grammar_schema(schema, small=True)
     assert small["properties"]["organizations"]["maxItems"] == 5
-    assert small["properties"]["summary"]["maxLength"] == 300 and small["properties"]["summary"]["minLength"] == 20
+    assert small["properties"]["title"]["maxLength"] == 200 and small["$defs"]["Organization"]["properties"][
+        "name_original"]["maxLength"] == 200
+    assert small["properties"]["people"]["maxItems"] == 5
+    summary = re.compile(small["properties"]["summary"]["pattern"])
+    assert summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport.")
+    assert not summary.match("CATL signed a deal with Lanzhou and it covers batteries and transport.")
     assert grammar_schema({"type": "array", "items": {}, "minItems": 7, "maxItems": 9}, small=True)["maxItems"] == 7
 
 

@@ -31,6 +31,8 @@ _MAX_ENUM_RANGE = 256
 # For the bundled 135M model only: answers within these bounds still fit the real schema.
 _SMALL_MAX_ITEMS = 5
 _SMALL_MAX_LENGTH = 300
+_SENTENCE = r'[A-Z][^.!?"\\\x00-\x1f]{10,140}[.!?]'
+_SMALL_SUMMARY = f"^{_SENTENCE}( {_SENTENCE}){{1,2}}$"
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 _CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
@@ -61,6 +63,9 @@ def grammar_schema(node: Any, small: bool = False) -> Any:
             if small:  # a tiny model fills every list to its bound and rambles: keep both short
                 cap = _SMALL_MAX_ITEMS if kind == "array" else _SMALL_MAX_LENGTH
                 node[high_key] = min(node[high_key], max(node.get(low_key, 0), cap))
+    if small and isinstance(node.get("properties"), dict) and "summary" in node["properties"]:
+        # The tiny model writes one endless sentence; spell 2-3 sentences out in the grammar.
+        node["properties"]["summary"] = {"type": "string", "pattern": _SMALL_SUMMARY}
     low, high = node.get("minimum"), node.get("maximum")
     if (
         node.get("type") == "integer"
