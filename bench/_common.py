@@ -37,7 +37,7 @@ def loopback_server(*args: str) -> Iterator[str]:
         except OSError:
             if time.monotonic() > deadline:
                 proc.kill()
-                raise RuntimeError("loopback server did not start")
+                raise RuntimeError("loopback server did not start") from None
             time.sleep(0.05)
     try:
         yield url

@@ -225,7 +225,7 @@ def _best_legacy_decoding(data: bytes) -> tuple[str, str, float] | None:
             continue
         scored.append((suspicion(head), rank, name, head))
     scored.sort()
-    for penalty, _, name, head in scored:
+    for penalty, _, _name, head in scored:
         # The same text under several names: report the most common encoding.
         same = sorted((n for p, _, n, h in scored if p == penalty and h == head),
                       key=lambda n: _POPULAR.index(n) if n in _POPULAR else len(_POPULAR))

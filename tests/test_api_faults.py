@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from summarizer.cache import Cache
-from summarizer.loopback import LoopbackServer, Reply, canned_responder
+from summarizer.loopback import LoopbackServer, Reply
 
 from .fakes import article
 from .test_bulk import doc_number, fast_config, make_docs

@@ -13,7 +13,6 @@ import threading
 import time
 from pathlib import Path
 
-import pytest
 
 from summarizer.loopback import LoopbackServer, Reply, canned_responder
 

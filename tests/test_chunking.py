@@ -68,7 +68,7 @@ def test_15_split_on_sentence_boundaries() -> None:
 
 def test_15_split_chinese_after_full_stops() -> None:
     """CJK text has no spaces: cuts fall right after 。！？."""
-    text = "".join(f"宁德时代第{i}次签署协议。" if i % 4 else f"真的吗！" for i in range(800))
+    text = "".join(f"宁德时代第{i}次签署协议。" if i % 4 else "真的吗！" for i in range(800))
     chunks = split_text(text, 500)
     _covered(text, chunks, 500)
     assert all(chunk.endswith(("。", "！")) for chunk in chunks)
