@@ -84,7 +84,7 @@ def main() -> None:
     from llama_cpp import LlamaGrammar
 
     schema = load_schema("article")
-    grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema))
+    grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema, backend.small))
     # Warm both paths (thread pool, grammar cache, first allocations) outside the timings.
     warm = Recorder(backend)
     loop = asyncio.new_event_loop()  # one loop for the whole run, as in the CLI
