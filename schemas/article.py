@@ -110,6 +110,8 @@ class Article(BaseModel):
 
     SCHEMA_ID: ClassVar[str] = "article"
     SCHEMA_VERSION: ClassVar[str] = "2"
+    # For grammar-constrained decoders (the local backend): what a grammar alone cannot express.
+    GRAMMAR_LINKS: ClassVar[dict[str, str]] = {"agreement.parties": "organizations.name"}
 
     model_config = ConfigDict(extra="forbid", title="Article")
 

@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from summarizer.artifacts import SchemaSpec, load_prompt, load_schema
 from summarizer.backends.base import CompletionRequest
-from summarizer.backends.local import LocalBackend, default_model_path, grammar_schema, schema_grammar
+from summarizer.backends.local import LocalBackend, default_model_path, grammar_schema, link_schema, schema_grammar
+from summarizer.loopback import SAMPLE_ARTICLE
 from summarizer.errors import BackendMissing, ConfigError, RequestRejected, RunStopper
 from summarizer.pipeline import extract
 
@@ -98,8 +99,9 @@ def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
         "name_original"]["maxLength"] == 200
     assert small["properties"]["people"]["maxItems"] == 5
     summary = re.compile(small["properties"]["summary"]["pattern"])
-    assert summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport.")
+    assert summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport. Both gain a lot.")
     assert not summary.match("CATL signed a deal with Lanzhou and it covers batteries and transport.")
+    assert not summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport.")
     assert grammar_schema({"type": "array", "items": {}, "minItems": 7, "maxItems": 9}, small=True)["maxItems"] == 7
 
 
@@ -197,3 +199,17 @@ def test_model_stays_quiet_unless_verbose(capfd: pytest.CaptureFixture[str]) -> 
     run(quiet.aclose())
     captured = capfd.readouterr()
     assert captured.err == "" and captured.out == ""
+
+
+def test_link_schema_holds_parties_to_the_answers_own_organizations() -> None:
+    spec = load_schema("article")
+    prepared = grammar_schema(spec.json_schema, small=True)
+    answer = json.loads(json.dumps(SAMPLE_ARTICLE))
+    assert link_schema(prepared, spec.model.GRAMMAR_LINKS, answer) is None  # every party is an organization
+    answer["agreement"]["parties"] = ["CATL", "Cataract L.A."]
+    linked = link_schema(prepared, spec.model.GRAMMAR_LINKS, answer)
+    assert linked["properties"]["organizations"] == {"const": answer["organizations"]}
+    assert linked["$defs"]["Agreement"]["properties"]["parties"]["items"] == {
+        "type": "string", "enum": ["CATL", "Zhaoqing Municipal Government"]}
+    assert prepared["$defs"]["Agreement"]["properties"]["parties"]["items"]["type"] == "string"  # copy, not edit
+    assert "enum" not in prepared["$defs"]["Agreement"]["properties"]["parties"]["items"]

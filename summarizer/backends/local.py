@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib.util
 import json
 import re
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +34,8 @@ _MAX_ENUM_RANGE = 256
 _SMALL_MAX_ITEMS = 5
 _SMALL_MAX_LENGTH = 300
 _SENTENCE = r'[A-Z][^.!?"\\\x00-\x1f]{10,140}[.!?]'
-_SMALL_SUMMARY = f"^{_SENTENCE}( {_SENTENCE}){{1,2}}$"
+# Three pattern sentences: an abbreviation ("Co.") may end one early and still leave two real ones.
+_SMALL_SUMMARY = f"^{_SENTENCE}( {_SENTENCE}){{2}}$"
 _LOOSE_CHAR = r'char ::= [^"\\] |'
 _STRICT_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
 _CONTEXT_OVERFLOW = re.compile(r"Requested tokens \((\d+)\) exceed context window of (\d+)")
@@ -64,7 +67,7 @@ def grammar_schema(node: Any, small: bool = False) -> Any:
                 cap = _SMALL_MAX_ITEMS if kind == "array" else _SMALL_MAX_LENGTH
                 node[high_key] = min(node[high_key], max(node.get(low_key, 0), cap))
     if small and isinstance(node.get("properties"), dict) and "summary" in node["properties"]:
-        # The tiny model writes one endless sentence; spell 2-3 sentences out in the grammar.
+        # The tiny model writes one endless sentence; spell the sentences out in the grammar.
         node["properties"]["summary"] = {"type": "string", "pattern": _SMALL_SUMMARY}
     low, high = node.get("minimum"), node.get("maximum")
     if (
@@ -135,19 +138,28 @@ class LocalBackend:
     def _complete(self, request: CompletionRequest) -> Completion:
         with self._thread_lock:
             llama = self._load()
-            try:
-                response = llama.create_chat_completion(
-                    messages=[dict(m) for m in request.messages],
-                    grammar=self._grammar(llama, request.schema),
-                    max_tokens=request.max_tokens,
-                    temperature=request.temperature,
-                    repeat_penalty=self.repeat_penalty,
-                )
-            except ValueError as exc:
-                overflow = _CONTEXT_OVERFLOW.search(str(exc))
-                if overflow is None:
-                    raise
-                raise self._too_long(int(overflow.group(1)), request.max_tokens) from exc
+            completion = self._generate(llama, request, self._grammar(llama, request.schema))
+            linked = self._linked_grammar(llama, request.schema, completion)
+            if linked is not None:
+                # Second pass: the same answer's organizations fixed, parties chosen among their names.
+                second = self._generate(llama, request, linked)
+                completion = replace(second, usage=completion.usage + second.usage)
+        return completion
+
+    def _generate(self, llama: Any, request: CompletionRequest, grammar: Any) -> Completion:
+        try:
+            response = llama.create_chat_completion(
+                messages=[dict(m) for m in request.messages],
+                grammar=grammar,
+                max_tokens=request.max_tokens,
+                temperature=request.temperature,
+                repeat_penalty=self.repeat_penalty,
+            )
+        except ValueError as exc:
+            overflow = _CONTEXT_OVERFLOW.search(str(exc))
+            if overflow is None:
+                raise
+            raise self._too_long(int(overflow.group(1)), request.max_tokens) from exc
         choice = response["choices"][0]
         usage = response.get("usage") or {}
         prompt_tokens = int(usage.get("prompt_tokens", 0))
@@ -162,6 +174,22 @@ class LocalBackend:
             usage=Usage(prompt_tokens, completion_tokens, 1),
             mode="grammar",
         )
+
+    def _linked_grammar(self, llama: Any, schema: SchemaSpec, completion: Completion) -> Any:
+        """A grammar for a second pass when the answer breaks a link the schema declares, else None."""
+        links = getattr(schema.model, "GRAMMAR_LINKS", None)
+        if not links or completion.finish_reason != "stop":
+            return None
+        try:
+            answer = json.loads(completion.content or "")
+        except json.JSONDecodeError:
+            return None
+        linked = link_schema(grammar_schema(schema.json_schema, self.small), links, answer)
+        if linked is None:
+            return None
+        from llama_cpp import LlamaGrammar
+
+        return LlamaGrammar.from_string(compile_grammar(llama, schema.id, linked))
 
     def _too_long(self, prompt_tokens: int, max_tokens: int) -> RequestRejected:
         return RequestRejected(
@@ -204,14 +232,19 @@ class LocalBackend:
 
 def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any], small: bool = False) -> str:
     """The GBNF grammar for a JSON Schema, checked once so that llama.cpp can parse it."""
+    # Converting here instead of passing response_format: llama-cpp-python silently falls back to
+    # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
+    return compile_grammar(llama, schema_id, grammar_schema(schema, small))
+
+
+def compile_grammar(llama: Any, schema_id: str, prepared: dict[str, Any]) -> str:
+    """GBNF for an already prepared (capped) JSON Schema, checked once so that llama.cpp can parse it."""
     import llama_cpp
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
-    # Converting here instead of passing response_format: llama-cpp-python silently falls back to
-    # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
     hint = "use a model server (--base-url) or simplify the schema"
     try:
-        grammar = json_schema_to_gbnf(json.dumps(grammar_schema(schema, small)))
+        grammar = json_schema_to_gbnf(json.dumps(prepared))
     except Exception as exc:  # the converter raises bare asserts and ValueErrors alike
         raise RunStopper(f"llama.cpp cannot turn schema {schema_id!r} into a grammar ({exc}): {hint}") from exc
     # The converter lets raw control characters (a newline...) into strings, which is not JSON.
@@ -222,3 +255,57 @@ def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any], small: bo
         raise RunStopper(f"llama.cpp rejected the grammar of schema {schema_id!r} as too complex: {hint}")
     llama_cpp.llama_sampler_free(sampler)
     return grammar
+
+
+def link_schema(schema: dict[str, Any], links: dict[str, str], answer: Any) -> dict[str, Any] | None:
+    """The schema with each linked list held to the names in `answer`, or None if all links hold.
+
+    A link "agreement.parties" -> "organizations.name" means every party must be the name of one
+    of the organizations; a grammar cannot say that, so the second pass fixes the organizations
+    to the first answer's and offers their names as an enum.
+    """
+    if not isinstance(answer, dict):
+        return None
+    schema = copy.deepcopy(schema)
+    broken = False
+    for target, source in links.items():
+        field, _, key = source.partition(".")
+        items = answer.get(field)
+        names = [i[key] for i in items or [] if isinstance(i, dict) and isinstance(i.get(key), str)]
+        values = _values_at(answer, target.split("."))
+        if not names or values is None or all(v in names for v in values):
+            continue
+        broken = True
+        schema["properties"][field] = {"const": items}
+        node = _schema_at(schema, target.split("."))
+        if node is None:
+            return None
+        node["items"] = {"type": "string", "enum": list(dict.fromkeys(names))}
+    return schema if broken else None
+
+
+def _values_at(answer: Any, path: list[str]) -> list[Any] | None:
+    for part in path:
+        if not isinstance(answer, dict):
+            return None
+        answer = answer.get(part)
+    return answer if isinstance(answer, list) else None
+
+
+def _schema_at(schema: dict[str, Any], path: list[str]) -> dict[str, Any] | None:
+    # Follow properties through $ref and anyOf (a nullable object) to the node at `path`.
+    node: Any = schema
+    for part in path:
+        node = _deref(schema, node)
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+        if node is None:
+            return None
+    return _deref(schema, node)
+
+
+def _deref(schema: dict[str, Any], node: Any) -> Any:
+    if isinstance(node, dict) and "anyOf" in node:
+        node = next((n for n in node["anyOf"] if n.get("type") != "null"), node)
+    if isinstance(node, dict) and "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
