@@ -80,7 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
 
     e = sub.add_parser("eval", help="score outputs against a gold file of hand-checked facts")
-    e.add_argument("gold", type=Path, help="gold JSON file (see seeds/gold.json)")
+    e.add_argument("gold", type=Path, help="gold JSON file (see bench/seeds.gold.json)")
     e.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
     return parser
 

@@ -1,6 +1,6 @@
 """The `eval` command: score output documents against hand-checked facts in a gold file.
 
-Gold file format (see seeds/gold.json), one entry per source document, keyed by its file stem:
+Gold file format (see bench/seeds.gold.json), one entry per source document, keyed by its file stem:
 
     {"format": "summarizer-gold/1",
      "documents": {

@@ -1,4 +1,4 @@
-"""`summarizer eval`: outputs scored against the hand-checked facts of seeds/gold.json."""
+"""`summarizer eval`: outputs scored against the hand-checked facts of bench/seeds.gold.json."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ from summarizer.evaluate import GoldDocument, load_gold, overall, score_document
 from summarizer.report import OutputDocument
 from summarizer.schemas.article import Article
 
-GOLD = Path(__file__).resolve().parent.parent / "seeds" / "gold.json"
-SEEDS = GOLD.parent
+GOLD = Path(__file__).resolve().parent.parent / "bench" / "seeds.gold.json"
+SEEDS = GOLD.parent.parent / "seeds"
 
 
 def result_from_gold(gold: GoldDocument) -> dict[str, Any]:
