@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 from collections.abc import Callable
@@ -32,7 +33,10 @@ class Extraction:
 
 def build_messages(prompt: PromptSpec, text: str, boundary: str | None = None) -> list[dict[str, str]]:
     """System + user messages; the document sits between boundary markers it does not contain."""
-    while boundary is None or boundary in text:
+    # Derived from the text itself: a document cannot contain a hash of itself, and the same
+    # document always gets the same prompt, so local greedy decoding is reproducible.
+    boundary = boundary or hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+    while boundary in text:  # only if the caller chose a boundary the text contains
         boundary = secrets.token_hex(12)
     return [
         {"role": "system", "content": prompt.system},
