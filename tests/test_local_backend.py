@@ -94,10 +94,10 @@ def test_grammar_schema_caps_long_repeats_and_enumerates_small_integer_ranges() 
 def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
     schema = load_schema("article").json_schema
     small = grammar_schema(schema, small=True)
-    assert small["properties"]["organizations"]["maxItems"] == 4
-    assert small["properties"]["title"]["maxLength"] == 80 and small["$defs"]["Organization"]["properties"][
-        "name_original"]["maxLength"] == 80
-    assert small["properties"]["people"]["maxItems"] == 4
+    assert small["properties"]["organizations"]["maxItems"] == 5
+    assert small["properties"]["title"]["maxLength"] == 200 and small["$defs"]["Organization"]["properties"][
+        "name_original"]["maxLength"] == 200
+    assert small["properties"]["people"]["maxItems"] == 5
     summary = re.compile(small["properties"]["summary"]["pattern"])
     assert summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport. Both gain a lot.")
     assert not summary.match("CATL signed a deal with Lanzhou and it covers batteries and transport.")

@@ -31,8 +31,8 @@ _MAX_OPTIONAL_REPEATS = 1000
 # The converter ignores minimum/maximum on integers; a small range becomes an enum it enforces.
 _MAX_ENUM_RANGE = 256
 # For the bundled 135M model only: answers within these bounds still fit the real schema.
-_SMALL_MAX_ITEMS = 4
-_SMALL_MAX_LENGTH = 80
+_SMALL_MAX_ITEMS = 5
+_SMALL_MAX_LENGTH = 300
 _SENTENCE = r'[A-Z][^.!?"\\\x00-\x1f]{10,140}[.!?]'
 # Three pattern sentences: an abbreviation ("Co.") may end one early and still leave two real ones.
 _SMALL_SUMMARY = f"^{_SENTENCE}( {_SENTENCE}){{2}}$"
