@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import canonical_json, sha256_text
+from .errors import ConfigError
 
+_OPEN_ATTEMPTS = 100  # x 0.1 s, on top of SQLite's own busy timeout
 _SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
 
 
@@ -27,7 +29,9 @@ class Cache:
         self._warn = warn
         directory.mkdir(parents=True, exist_ok=True)
         try:
-            self._db = self._open()
+            self._db = self._open_when_free()
+        except sqlite3.OperationalError as exc:  # still locked after retrying: not corruption
+            raise ConfigError(f"the cache at {self.path} is busy ({exc}): retry, or use --cache-dir") from exc
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"cache.sqlite3.corrupt-{int(time.time())}")
             self.path.replace(aside)
@@ -35,6 +39,16 @@ class Cache:
                 Path(str(self.path) + suffix).unlink(missing_ok=True)
             self._warn(f"the cache at {self.path} was corrupt ({exc}); moved it to {aside.name} and started a new one")
             self._db = self._open()
+
+    def _open_when_free(self) -> sqlite3.Connection:
+        # Another process may be creating the file or switching it to WAL at this very moment:
+        # "locked"/"busy" (OperationalError) means wait, only other DatabaseErrors mean corrupt.
+        for _ in range(_OPEN_ATTEMPTS - 1):
+            try:
+                return self._open()
+            except sqlite3.OperationalError:
+                time.sleep(0.1)
+        return self._open()
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
