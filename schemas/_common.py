@@ -79,3 +79,10 @@ def _folded(value: Any) -> Any:
     if isinstance(value, list):
         return [_folded(v) for v in value]
     return value
+
+
+def drop_repeats_in(data: Any, fields: Iterable[str]) -> Any:
+    """A model's raw input with drop_repeats applied to the named list fields."""
+    if not isinstance(data, dict):
+        return data
+    return {**data, **{k: drop_repeats(data[k]) for k in fields if k in data}}

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from ._common import check_language_code, count_sentences, drop_repeats, fold, reject_duplicates
+from ._common import check_language_code, count_sentences, drop_repeats_in, fold, reject_duplicates
 
 
 
@@ -87,9 +87,7 @@ class Agreement(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_repeats(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            data = {**data, **{k: drop_repeats(data.get(k)) for k in ("parties", "areas") if k in data}}
-        return data
+        return drop_repeats_in(data, ("parties", "areas"))
 
     @model_validator(mode="after")
     def _no_duplicates(self) -> Agreement:
@@ -138,10 +136,7 @@ class Article(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _drop_repeats(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            lists = ("organizations", "people", "key_figures", "topics")
-            data = {**data, **{k: drop_repeats(data.get(k)) for k in lists if k in data}}
-        return data
+        return drop_repeats_in(data, ("organizations", "people", "key_figures", "topics"))
 
     @field_validator("source_language")
     @classmethod

@@ -135,7 +135,7 @@ class PromptSpec:
 def load_prompt(prompt_id: str) -> PromptSpec:
     """Load the versioned prompt set for a schema id (falls back to `generic`)."""
     root = resources.files("summarizer.prompts")
-    versions = tomllib.loads(root.joinpath("versions.toml").read_text("utf-8"))
+    versions = recorded_prompt_hashes()
     if prompt_id not in versions:
         prompt_id = "generic"
     folder = root.joinpath(prompt_id)

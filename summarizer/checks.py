@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
+from summarizer.schemas._common import fold
+
 if TYPE_CHECKING:
     from .documents import Document
 
@@ -47,7 +49,7 @@ _ALIASES = {"zh-cn": "zh", "zh-tw": "zh", "nb": "no", "nn": "no", "iw": "he"}
 
 def normalize(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed: the form both sides are compared in."""
-    return " ".join(unicodedata.normalize("NFKC", text).casefold().split())
+    return fold(text)  # the same key the schemas' duplicate checks use
 
 
 def _compact(text: str) -> str:

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from summarizer.schemas._common import fold
+
 from .artifacts import PromptSpec, SchemaSpec
 from .backends.base import Backend
 from .errors import InvalidAnswer
@@ -214,8 +216,8 @@ def _max_items(prop: dict[str, Any]) -> int | None:
 
 
 def _fold(value: Any) -> str:
-    # The schemas' own duplicate check compares NFKC, case-folded, whitespace-collapsed text.
-    return " ".join(unicodedata.normalize("NFKC", str(value)).casefold().split())
+    # The schemas' own duplicate check key, so merging and validation agree on "the same name".
+    return fold(str(value))
 
 
 def _merge_list(lists: list[list[Any]], limit: int | None) -> list[Any]:
