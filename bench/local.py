@@ -19,7 +19,7 @@ from _common import ROOT
 
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.base import Completion, CompletionRequest
-from summarizer.backends.local import LocalBackend, compile_grammar, grammar_schema, link_schema, schema_grammar
+from summarizer.backends.local import LocalBackend, compile_grammar, link_schema
 from summarizer.errors import ExtractionError
 from summarizer.pipeline import extract
 
@@ -101,12 +101,12 @@ def main() -> None:
     from llama_cpp import LlamaGrammar
 
     schema = load_schema("article")
-    grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema, backend.small))
+    prepared, links = backend.prepared_schema(schema), schema.model.GRAMMAR_LINKS
+    grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, prepared))
     # Warm both paths (thread pool, grammar cache, first allocations) outside the timings.
     warm = Recorder(backend)
     loop = asyncio.new_event_loop()  # one loop for the whole run, as in the CLI
     tool_run(loop, warm, llama, "CATL signed an agreement.", 8)
-    prepared, links = grammar_schema(schema.json_schema, backend.small), schema.model.GRAMMAR_LINKS
     bare_run(llama, grammar, warm.requests, backend.repeat_penalty, prepared, links)
 
     print(f"{'document':<24} {'prompt':>6} {'compl':>6} {'calls':>5} {'tool s':>7} {'bare s':>7} "

@@ -18,6 +18,10 @@ ISO_639_1 = frozenset(
     ti tk tl tn to tr ts tt tw ty ug uk ur uz ve vi vo wa wo xh yi yo za zh zu""".split()
 )
 
+# The codes as a JSON Schema enum: a constrained decoder (OpenAI strict mode, a grammar) then
+# cannot invent a code such as "hk"; the validators still normalize case and name the problem.
+LANGUAGE_ENUM: dict[str, Any] = {"enum": sorted(ISO_639_1)}
+
 _ABBREVIATIONS = re.compile(r"\b(?:Co|Ltd|Inc|Corp|Mr|Mrs|Ms|Dr|St|No|Jr|Sr|vs|etc|e\.g|i\.e|U\.S|U\.K)\.", re.I)
 _SENTENCE_END = re.compile(r"[.!?。！？]+(?:[\"'”’)\]]*)(?:\s+|$)")
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from ._common import check_language_code, count_sentences, drop_repeats_in, fold, reject_duplicates
+from ._common import LANGUAGE_ENUM, check_language_code, count_sentences, drop_repeats_in, fold, reject_duplicates
 
 
 
@@ -107,9 +107,11 @@ class Article(BaseModel):
     """English summary and structured facts of a news article about agreements and partnerships."""
 
     SCHEMA_ID: ClassVar[str] = "article"
-    SCHEMA_VERSION: ClassVar[str] = "2"
+    SCHEMA_VERSION: ClassVar[str] = "3"
     # For grammar-constrained decoders (the local backend): what a grammar alone cannot express.
     GRAMMAR_LINKS: ClassVar[dict[str, str]] = {"agreement.parties": "organizations.name"}
+    # Properties copied from the source in its own script; the other free text is English.
+    GRAMMAR_VERBATIM: ClassVar[frozenset[str]] = frozenset({"name_original", "as_written", "value"})
 
     model_config = ConfigDict(extra="forbid", title="Article")
 
@@ -119,7 +121,8 @@ class Article(BaseModel):
         description="2 to 5 sentences in English, even when the source is in another language.",
     )
     source_language: str = Field(
-        pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the source text's language, e.g. 'ru', 'de', 'pt'."
+        pattern=r"^[a-z]{2}$", json_schema_extra=LANGUAGE_ENUM,
+        description="ISO 639-1 code of the source text's language, e.g. 'ru', 'de', 'pt'.",
     )
     organizations: list[Organization] = Field(
         max_length=12, description="Organizations named in the text, each listed once."

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from ._common import check_language_code, reject_duplicates
+from ._common import LANGUAGE_ENUM, check_language_code, reject_duplicates
 
 
 class Entity(BaseModel):
@@ -23,13 +23,17 @@ class Generic(BaseModel):
     """English title, summary, key points and named entities of any document."""
 
     SCHEMA_ID: ClassVar[str] = "generic"
-    SCHEMA_VERSION: ClassVar[str] = "1"
+    SCHEMA_VERSION: ClassVar[str] = "2"
+    # For grammar-constrained decoders: properties copied from the source in its own script.
+    GRAMMAR_VERBATIM: ClassVar[frozenset[str]] = frozenset({"name_original"})
 
     model_config = ConfigDict(extra="forbid", title="Generic")
 
     title: str = Field(min_length=1, max_length=200, description="A short title in English.")
     summary: str = Field(min_length=20, max_length=2000, description="A summary of 2 to 6 sentences in English.")
-    source_language: str = Field(pattern=r"^[a-z]{2}$", description="ISO 639-1 code of the source text's language.")
+    source_language: str = Field(
+        pattern=r"^[a-z]{2}$", json_schema_extra=LANGUAGE_ENUM, description="ISO 639-1 code of the source text's language."
+    )
     key_points: list[str] = Field(min_length=1, max_length=10, description="The main points, in English, one sentence each.")
     entities: list[Entity] = Field(max_length=30, description="Named entities in the text, each listed once.")
 

@@ -92,17 +92,44 @@ def test_grammar_schema_caps_long_repeats_and_enumerates_small_integer_ranges() 
 
 
 def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
-    schema = load_schema("article").json_schema
-    small = grammar_schema(schema, small=True)
-    assert small["properties"]["organizations"]["maxItems"] == 5
-    assert small["properties"]["title"]["maxLength"] == 200 and small["$defs"]["Organization"]["properties"][
-        "name_original"]["maxLength"] == 200
-    assert small["properties"]["people"]["maxItems"] == 5
+    spec = load_schema("article")
+    schema = spec.json_schema
+    small = grammar_schema(schema, small=True, verbatim=spec.model.GRAMMAR_VERBATIM)
+    assert small["properties"]["organizations"]["maxItems"] == 5 and small["properties"]["people"]["maxItems"] == 5
+    # Verbatim fields keep the source's script, shorter; English fields are held to ASCII text.
+    original = small["$defs"]["Organization"]["properties"]["name_original"]
+    assert original["maxLength"] == 100 and "pattern" not in original
+    english = re.compile(small["$defs"]["Organization"]["properties"]["name"]["pattern"])
+    assert english.match("Contemporary Amperex Technology Co. (CATL)")
+    assert not english.match("Китайская группа") and not english.match(' leading space') and not english.match("x" * 81)
+    assert not english.match('say "hi"')  # a quote would end the JSON string early
+    title = re.compile(small["properties"]["title"]["pattern"])
+    assert title.match("x" * 80) and not title.match("")
+    country = small["$defs"]["Organization"]["properties"]["country"]["anyOf"]
+    assert re.compile(country[0]["pattern"]).match("China") and country[1] == {"type": "null"}
+    area = re.compile(small["$defs"]["Agreement"]["properties"]["areas"]["items"]["pattern"])
+    assert area.match("battery recycling") and not area.match("переработка")
+    assert small["properties"]["source_language"]["enum"] == schema["properties"]["source_language"]["enum"]
     summary = re.compile(small["properties"]["summary"]["pattern"])
     assert summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport. Both gain a lot.")
     assert not summary.match("CATL signed a deal with Lanzhou and it covers batteries and transport.")
     assert not summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport.")
+    assert not summary.match("CATL подписала соглашение. It covers batteries and transport. Both gain a lot.")
     assert grammar_schema({"type": "array", "items": {}, "minItems": 7, "maxItems": 9}, small=True)["maxItems"] == 7
+    # Without the schema's word on verbatim fields nothing is forced to ASCII.
+    assert "pattern" not in grammar_schema(schema, small=True)["properties"]["title"]
+
+
+def test_small_model_answers_within_the_grammar_bounds_validate() -> None:
+    spec = load_schema("article")
+    answer = {
+        "title": "x" * 80, "summary": "CATL signed a deal with Lanzhou. It covers batteries. Both gain a lot.",
+        "source_language": "ru",
+        "organizations": [{"name": "CATL", "name_original": "Ц" * 100, "type": "company", "role": "party",
+                           "country": "China"}],
+        "people": [], "agreement": None, "key_figures": [], "topics": ["batteries"],
+    }
+    spec.model.model_validate(answer)  # the tightest answer the grammar allows is still a valid one
 
 
 # --- with the bundled model (select with -m model) --------------------------------------------

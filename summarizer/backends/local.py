@@ -32,8 +32,13 @@ _MAX_OPTIONAL_REPEATS = 1000
 _MAX_ENUM_RANGE = 256
 # For the bundled 135M model only: answers within these bounds still fit the real schema.
 _SMALL_MAX_ITEMS = 5
-_SMALL_MAX_LENGTH = 300
-_SENTENCE = r'[A-Z][^.!?"\\\x00-\x1f]{10,140}[.!?]'
+_SMALL_MAX_LENGTH = 100
+# ...and its English strings: printable ASCII without quote or backslash, starting with a letter or
+# digit. The tiny model otherwise drifts into the source's script and loops there until the cap.
+_SMALL_ENGLISH_LENGTH = 80
+_ASCII_FIRST = r"[A-Za-z0-9]"
+_ASCII_REST = r"[ !#-\[\]-~]"
+_SENTENCE = r"[A-Z][ #-\-/->@-\[\]-~]{10,140}[.!?]"  # ASCII without . ! ? " or backslash inside
 # Three pattern sentences: an abbreviation ("Co.") may end one early and still leave two real ones.
 _SMALL_SUMMARY = f"^{_SENTENCE}( {_SENTENCE}){{2}}$"
 _LOOSE_CHAR = r'char ::= [^"\\] |'
@@ -53,13 +58,21 @@ def default_model_path() -> Path:
     return Path(next(iter(spec.submodule_search_locations))) / DEFAULT_MODEL_FILE
 
 
-def grammar_schema(node: Any, small: bool = False) -> Any:
-    """A copy of a JSON Schema that llama.cpp's grammar can enforce (see the caps above)."""
+def grammar_schema(node: Any, small: bool = False, verbatim: frozenset[str] | None = None) -> Any:
+    """A copy of a JSON Schema that llama.cpp's grammar can enforce (see the caps above).
+
+    For the small model, `verbatim` names the properties copied from the source (they keep its
+    script); every other free-text property is English and held to ASCII. None: no such rule.
+    """
     if isinstance(node, list):
-        return [grammar_schema(item, small) for item in node]
+        return [grammar_schema(item, small, verbatim) for item in node]
     if not isinstance(node, dict):
         return node
-    node = {key: grammar_schema(value, small) for key, value in node.items()}
+    node = {key: grammar_schema(value, small, verbatim) for key, value in node.items()}
+    if small and verbatim is not None and isinstance(node.get("properties"), dict):
+        node["properties"] = {
+            name: prop if name in verbatim else _ascii_text(prop) for name, prop in node["properties"].items()
+        }
     for kind, low_key, high_key in (("string", "minLength", "maxLength"), ("array", "minItems", "maxItems")):
         if node.get("type") == kind and isinstance(node.get(high_key), int):
             node[high_key] = min(node[high_key], node.get(low_key, 0) + _MAX_OPTIONAL_REPEATS)
@@ -79,6 +92,24 @@ def grammar_schema(node: Any, small: bool = False) -> Any:
     ):
         node["enum"] = list(range(low, high + 1))
     return node
+
+
+def _ascii_text(node: Any) -> Any:
+    """A free-text string node (also inside anyOf or as array items) held to short ASCII text."""
+    if not isinstance(node, dict):
+        return node
+    if "anyOf" in node:
+        return {**node, "anyOf": [_ascii_text(option) for option in node["anyOf"]]}
+    if node.get("type") == "array" and isinstance(node.get("items"), dict):
+        return {**node, "items": _ascii_text(node["items"])}
+    if node.get("type") != "string" or any(k in node for k in ("enum", "const", "pattern", "format")):
+        return node
+    high = min(node.get("maxLength", _SMALL_ENGLISH_LENGTH), _SMALL_ENGLISH_LENGTH)
+    low = max(node.get("minLength", 0), 1)  # an empty English string says nothing
+    if low > high:
+        return node
+    rest = {k: v for k, v in node.items() if k not in ("minLength", "maxLength")}
+    return {**rest, "pattern": f"^{_ASCII_FIRST}{_ASCII_REST}{{{low - 1},{high - 1}}}$"}
 
 
 class LocalBackend:
@@ -184,12 +215,17 @@ class LocalBackend:
             answer = json.loads(completion.content or "")
         except json.JSONDecodeError:
             return None
-        linked = link_schema(grammar_schema(schema.json_schema, self.small), links, answer)
+        linked = link_schema(self.prepared_schema(schema), links, answer)
         if linked is None:
             return None
         from llama_cpp import LlamaGrammar
 
         return LlamaGrammar.from_string(compile_grammar(llama, schema.id, linked))
+
+    def prepared_schema(self, schema: SchemaSpec) -> dict[str, Any]:
+        """The schema as this model's grammar holds it (tighter for the bundled tiny model)."""
+        verbatim = getattr(schema.model, "GRAMMAR_VERBATIM", None)
+        return grammar_schema(schema.json_schema, self.small, frozenset(verbatim) if verbatim else None)
 
     def _too_long(self, prompt_tokens: int, max_tokens: int) -> RequestRejected:
         return RequestRejected(
@@ -225,7 +261,7 @@ class LocalBackend:
         if grammar is None:
             from llama_cpp import LlamaGrammar
 
-            grammar = LlamaGrammar.from_string(schema_grammar(llama, schema.id, schema.json_schema, self.small))
+            grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, self.prepared_schema(schema)))
             self._grammars[key] = grammar
         return grammar
 
