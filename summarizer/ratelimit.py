@@ -3,73 +3,86 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import multiprocessing
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableSequence
+from typing import Any
 
-
-class _Pacer:
-    """GCRA-style pacing: each unit of cost reserves 60/per_minute seconds of a shared timeline."""
-
-    def __init__(self, per_minute: float) -> None:
-        self.interval = 60.0 / per_minute
-        self.next_free = 0.0
-
-    def reserve(self, now: float, cost: float) -> float:
-        start = max(now, self.next_free)
-        self.next_free = start + cost * self.interval
-        return start
-
-    def adjust(self, cost: float) -> None:
-        self.next_free += cost * self.interval
+# Slots of the limiter's state: GCRA-style timelines where each request (or estimated token)
+# reserves 60/per_minute seconds, and the end of the last 429's pause.
+_REQUESTS, _TOKENS, _PAUSED = 0, 1, 2
 
 
 class RateLimiter:
-    """Paces requests to --rpm and estimated tokens to --tpm; pauses everyone after a 429."""
+    """Paces requests to --rpm and estimated tokens to --tpm; pauses everyone after a 429.
+
+    With shared=True the state lives in shared memory, so the worker processes of one run
+    (forked after this is made) draw on one budget and all pause on any one's 429.
+    """
 
     def __init__(
         self,
         rpm: float | None = None,
         tpm: float | None = None,
         *,
+        shared: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        self._requests = _Pacer(rpm) if rpm else None
-        self._tokens = _Pacer(tpm) if tpm else None
-        self._clock = clock
+        self._request_interval = 60.0 / rpm if rpm else None
+        self._token_interval = 60.0 / tpm if tpm else None
+        self._clock = clock  # time.monotonic is one clock for every process on the machine
         self._sleep = sleep
-        self._paused_until = 0.0
+        self._state: MutableSequence[float]
+        self._guard: Any
+        if shared:
+            context = multiprocessing.get_context("fork")
+            self._state, self._guard = context.RawArray("d", 3), context.Lock()
+        else:
+            self._state, self._guard = [0.0, 0.0, 0.0], contextlib.nullcontext()
         self.pauses = 0
 
     async def acquire(self, estimated_tokens: int = 0) -> None:
         """Wait until one more request of about this many tokens fits the limits."""
         while True:
             now = self._clock()
-            if self._paused_until > now:
-                await self._sleep(self._paused_until - now)
+            with self._guard:
+                paused_until = self._state[_PAUSED]
+                start = now
+                if paused_until <= now:
+                    # Reservations are made under the guard and without awaiting: no slot is booked twice.
+                    start = max(start, self._reserve(_REQUESTS, self._request_interval, now, 1))
+                    if estimated_tokens:
+                        start = max(start, self._reserve(_TOKENS, self._token_interval, now, estimated_tokens))
+            if paused_until > now:
+                await self._sleep(paused_until - now)
                 continue
-            start = now
-            # Reservations are made without awaiting, so concurrent tasks never double-book a slot.
-            if self._requests is not None:
-                start = max(start, self._requests.reserve(now, 1))
-            if self._tokens is not None and estimated_tokens:
-                start = max(start, self._tokens.reserve(now, estimated_tokens))
             if start > now:
                 await self._sleep(start - now)
-            if self._paused_until <= self._clock():
+            if self._state[_PAUSED] <= self._clock():
                 return
+
+    def _reserve(self, slot: int, interval: float | None, now: float, cost: float) -> float:
+        if interval is None:
+            return now
+        start = max(now, self._state[slot])
+        self._state[slot] = start + cost * interval
+        return start
 
     def reconcile(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token timeline once the server reports what a request really used."""
-        if self._tokens is not None:
-            self._tokens.adjust(actual_tokens - estimated_tokens)
+        if self._token_interval is not None:
+            with self._guard:
+                self._state[_TOKENS] += (actual_tokens - estimated_tokens) * self._token_interval
 
     def pause(self, seconds: float) -> None:
         """Hold every request of the run for this long (a 429's Retry-After)."""
         until = self._clock() + seconds
-        if until > self._paused_until:
-            self._paused_until = until
-            self.pauses += 1
-        for pacer in (self._requests, self._tokens):
-            if pacer is not None:
-                pacer.next_free = max(pacer.next_free, until)
+        with self._guard:
+            if until > self._state[_PAUSED]:
+                self._state[_PAUSED] = until
+                self.pauses += 1
+            for slot, interval in ((_REQUESTS, self._request_interval), (_TOKENS, self._token_interval)):
+                if interval is not None:
+                    self._state[slot] = max(self._state[slot], until)

@@ -141,16 +141,22 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
 
     from .backends import make_backend
     from .cache import Cache
+    from .checks import run_checks
     from .ratelimit import RateLimiter
     from .store import Manifest
+    from .workers import WorkerPool, auto_workers
 
     observer = CliObserver(settings, tables=_want_tables(args.tables, total), single=total == 1)
     if backend_name == "local" and not settings.quiet:
         err.print(LOCAL_QUALITY_NOTE, style="yellow", soft_wrap=True)
+    workers = 1 if backend_name == "local" or stdin_bytes is not None else (
+        settings.workers or auto_workers(settings.concurrency, backend_name, total))
+    # Opened here even with workers: a corrupt cache is moved aside once, before they start.
     cache = Cache(settings.cache_dir, warn=observer.warn) if settings.use_cache and settings.cache_dir else None
     manifest = Manifest(settings.out_dir)
     spec = RunSpec(settings, schema, prompt, backend_name)
-    backend = make_backend(settings, RateLimiter(settings.rpm, settings.tpm))
+    limiter = RateLimiter(settings.rpm, settings.tpm, shared=workers > 1)
+    backend = make_backend(settings, limiter)  # imports the model client before any fork
 
     def budget(usage: Any) -> str | None:
         if args.max_tokens_total is not None and usage.total_tokens >= args.max_tokens_total:
@@ -159,10 +165,19 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
             return f"cost budget of ${args.max_cost} reached"
         return None
 
-    from .checks import run_checks
+    def make_worker_runner(warn: Any) -> tuple[Runner, Any]:
+        worker_cache = Cache(settings.cache_dir, warn=warn) if cache is not None and settings.cache_dir else None
+        worker_backend = make_backend(settings, limiter)
+        return Runner(spec, worker_backend, cache=worker_cache, manifest=None, checker=run_checks), worker_backend
 
-    runner = Runner(spec, backend, cache=cache, manifest=manifest, observer=observer,
-                    checker=run_checks, stdin_bytes=stdin_bytes, budget=budget)
+    pool = None
+    if workers > 1:
+        if cache is not None:
+            cache.close()  # each worker opens its own connection; none crosses the fork
+        pool = WorkerPool(workers, make_worker_runner)
+        pool.warn = observer.warn
+    runner = Runner(spec, backend, cache=None if pool else cache, manifest=manifest, observer=observer,
+                    checker=run_checks, stdin_bytes=stdin_bytes, budget=budget, pool=pool)
 
     async def go() -> Any:
         try:
@@ -170,12 +185,16 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
         finally:
             await backend.aclose()
 
+    finished = False
     try:
         report = asyncio.run(go())
+        finished = True
     finally:
+        if pool is not None:
+            pool.close(wait=finished)
         observer.close()
         manifest.close()
-        if cache is not None:
+        if cache is not None and pool is None:
             cache.close()
     if args.jsonl:
         _write_jsonl(Path(args.jsonl), items(), report.statuses)

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from pathlib import Path, PurePath
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel
 
@@ -27,6 +27,9 @@ from .errors import InputError, RateLimited, RunStopper, SummarizerError
 from .inputs import STDIN, InputItem
 from .settings import Settings
 from .store import Manifest, output_path, write_json
+
+if TYPE_CHECKING:
+    from .workers import WorkerPool
 
 OK_STATUSES = frozenset({"ok", "cached"})
 # Statuses --retry-failed picks up again.
@@ -48,6 +51,7 @@ class Outcome:
     error: str | None = None
     error_class: str | None = None
     raw: str | None = None
+    stops_run: bool = False  # an auth or quota failure: nothing new may start
 
     def manifest_entry(self) -> dict[str, Any]:
         entry: dict[str, Any] = {
@@ -157,6 +161,7 @@ class Runner:
         stdin_bytes: bytes | None = None,
         budget: Callable[[Usage], str | None] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        pool: WorkerPool | None = None,
     ) -> None:
         self.spec = spec
         self.backend = backend
@@ -167,6 +172,7 @@ class Runner:
         self.stdin_bytes = stdin_bytes
         self.budget = budget
         self._clock = clock
+        self.pool = pool  # when set, worker processes do the per-document work
         self._key_base = spec.key_parts(backend)
         self._taken: dict[Path, int] = {}
         self.report = RunReport(manifest=manifest.path if manifest else None)
@@ -191,7 +197,7 @@ class Runner:
             while (item := await queue.get()) is not None:
                 if self.report.stopped:
                     continue  # drain: nothing new starts after a stop
-                outcome = await self.process(item)
+                outcome = await self._dispatch(item)
                 if outcome.status == "deferred":
                     deferred.append(item)
                     continue
@@ -202,9 +208,21 @@ class Runner:
         for item in deferred:
             if self.report.stopped:
                 break
-            self._finish(await self.process(item, final=True))
+            self._finish(await self._dispatch(item, final=True))
         self.report.seconds = self._clock() - start
         return self.report
+
+    async def _dispatch(self, item: InputItem, final: bool = False) -> Outcome:
+        # Output names are settled here, in one process, so that clashing names stay apart.
+        path = None if item.problem else self._output_path(item)
+        if self.pool is not None:
+            outcome = await self.pool.process(item, final, path)
+        else:
+            outcome = await self.process(item, final, path)
+        if outcome.stops_run and not self.report.stopped:
+            self.report.stopped = outcome.error
+            self.report.stop_class = outcome.error_class
+        return outcome
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.add(outcome)
@@ -220,8 +238,8 @@ class Runner:
                 self.report.stopped = f"{reason}; finished documents are kept, re-run to continue"
                 self.report.stop_class = "BudgetReached"
 
-    async def process(self, item: InputItem, final: bool = False) -> Outcome:
-        """One document from bytes to output file; every failure becomes a status."""
+    async def process(self, item: InputItem, final: bool = False, path: Path | None = None) -> Outcome:
+        """One document from bytes to the output file at `path`; every failure becomes a status."""
         started = self._clock()
         usage = Usage()
         try:
@@ -238,7 +256,7 @@ class Runner:
             if checks is None:  # cached: checks are redone when the checks or the day changed
                 checks = self._check(entry, document)
             envelope = self._envelope(document, entry, cached, usage, checks)
-            path = self._output_path(item)
+            path = path or self._output_path(item)
             write_json(path, envelope)
             return Outcome(item, "cached" if cached else "ok", self._clock() - started, usage, path, envelope)
         except RateLimited as exc:
@@ -246,10 +264,9 @@ class Runner:
                 return Outcome(item, "deferred", self._clock() - started, usage, error=str(exc))
             return self._failed(item, exc, started, usage)
         except RunStopper as exc:
-            if not self.report.stopped:
-                self.report.stopped = str(exc)
-                self.report.stop_class = type(exc).__name__
-            return self._failed(item, exc, started, usage)
+            outcome = self._failed(item, exc, started, usage)
+            outcome.stops_run = True
+            return outcome
         except SummarizerError as exc:
             return self._failed(item, exc, started, usage)
         except OSError as exc:

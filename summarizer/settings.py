@@ -26,6 +26,7 @@ ENVIRONMENT = {
     "SUMMARIZER_OUT": "out_dir",
     "SUMMARIZER_CACHE_DIR": "cache_dir",
     "SUMMARIZER_CONCURRENCY": "concurrency",
+    "SUMMARIZER_WORKERS": "workers",
     "SUMMARIZER_RPM": "rpm",
     "SUMMARIZER_TPM": "tpm",
     "SUMMARIZER_TIMEOUT": "timeout",
@@ -68,6 +69,7 @@ class Settings:
     max_retry_wait: float = 60.0
     backoff: float = 1.0
     concurrency: int = 8
+    workers: int | None = None  # processes sharing the concurrency; None: 1 per 16 in flight, up to the CPUs
     rpm: float | None = None
     tpm: float | None = None
     max_chunk_chars: int = 24_000
@@ -109,7 +111,8 @@ class Settings:
                 "OPENAI_API_KEY is not set: export it, or pass --base-url for a local OpenAI-compatible "
                 "server, or use --backend local for the embedded model"
             )
-        for flag, value in (("--concurrency", self.concurrency), ("--max-tokens", self.resolved_max_tokens)):
+        for flag, value in (("--concurrency", self.concurrency), ("--max-tokens", self.resolved_max_tokens),
+                            ("--workers", 1 if self.workers is None else self.workers)):
             if value < 1:
                 raise ConfigError(f"{flag} must be at least 1")
         if self.max_reasks < 0 or self.retries < 0:

@@ -22,7 +22,7 @@ def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test sees the developer's key, server, config file or cache."""
     for var in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID", "SUMMARIZER_MODEL",
                 "SUMMARIZER_BACKEND", "SUMMARIZER_MODE", "SUMMARIZER_SCHEMA", "SUMMARIZER_OUT", "SUMMARIZER_DEBUG",
-                "SUMMARIZER_CONCURRENCY", "SUMMARIZER_RPM", "SUMMARIZER_TPM", "SUMMARIZER_TIMEOUT",
+                "SUMMARIZER_CONCURRENCY", "SUMMARIZER_WORKERS", "SUMMARIZER_RPM", "SUMMARIZER_TPM", "SUMMARIZER_TIMEOUT",
                 "SUMMARIZER_MODEL_PATH"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("SUMMARIZER_CACHE_DIR", str(tmp_path / "cache"))

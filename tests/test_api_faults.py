@@ -229,10 +229,11 @@ def test_20_a_corrupted_cache_file_is_moved_aside_with_a_warning_and_rebuilt(cli
     assert cache_rows(tmp_path) == 1
 
 
-def test_21_kill_9_then_rerun_leaves_no_partial_files_and_a_sound_cache(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_21_kill_9_then_rerun_leaves_no_partial_files_and_a_sound_cache(tmp_path, workers):
     from .test_bulk import test_resume_after_kill_9_sends_only_unfinished_documents as resume
 
-    resume(tmp_path)  # asserts: only unfinished documents are sent again, nothing lost or doubled
+    resume(tmp_path, workers)  # asserts: only unfinished documents are sent again, nothing lost or doubled
     cache = Cache(Path(os.environ["SUMMARIZER_CACHE_DIR"]))
     assert cache.integrity_ok() and cache.count() == 30
     cache.close()

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 
+import pytest
+
 from summarizer.loopback import LoopbackServer, Reply, canned_responder
 
 from .conftest import ROOT
@@ -61,7 +63,8 @@ def test_from_list_reads_paths(cli, server, tmp_path):
     assert sorted(doc_number(r) for r in server.requests) == [0, 2]
 
 
-def test_jsonl_is_in_input_order_whatever_the_completion_order(cli, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_jsonl_is_in_input_order_whatever_the_completion_order(cli, tmp_path, workers):
     docs = make_docs(tmp_path / "docs", 24)
     rng = random.Random(7)
 
@@ -71,7 +74,7 @@ def test_jsonl_is_in_input_order_whatever_the_completion_order(cli, tmp_path):
 
     with LoopbackServer(jittery) as server:
         result = cli("summarize", docs, "--base-url", server.url, "--out", tmp_path / "out",
-                     "--concurrency", "8", "--jsonl", tmp_path / "all.jsonl")
+                     "--concurrency", "8", "--workers", workers, "--jsonl", tmp_path / "all.jsonl")
     assert result.code == 0
     manifest = next((tmp_path / "out").glob("run-*.jsonl"))
     finished = [json.loads(line)["index"] for line in manifest.read_text().splitlines()]
@@ -89,7 +92,8 @@ def test_retries_stop_after_the_configured_attempts(cli, server, tmp_path):
     assert len(server.requests) == 3
 
 
-def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path, workers):
     calls = {"n": 0}
     lock = threading.Lock()
 
@@ -101,7 +105,7 @@ def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path):
 
     with LoopbackServer(first_three_then_401) as server:
         result = cli("summarize", make_docs(tmp_path / "docs", 10), "--base-url", server.url,
-                     "--out", tmp_path / "out", "--concurrency", "1")
+                     "--out", tmp_path / "out", "--concurrency", "1", "--workers", workers)
         requests = len(server.requests)
     assert result.code == 2
     assert "refused the API key" in result.stderr and "OPENAI_API_KEY" in result.stderr
@@ -109,10 +113,11 @@ def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path):
     assert requests == 4  # nothing is sent after the stop
 
 
-def test_exhausted_quota_stops_the_run_with_exit_2(cli, server, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_exhausted_quota_stops_the_run_with_exit_2(cli, server, tmp_path, workers):
     server.responder = lambda body: Reply.error(429, "You exceeded your current quota", code="insufficient_quota")
     result = cli("summarize", make_docs(tmp_path / "docs", 5), "--base-url", server.url, "--out", tmp_path / "out",
-                 "--concurrency", "1", "--config", fast_config(tmp_path))
+                 "--concurrency", "1", "--workers", workers, "--config", fast_config(tmp_path))
     assert result.code == 2
     assert "quota is exhausted" in result.stderr
     assert len(server.requests) == 1  # not retried: waiting cannot bring quota back
@@ -131,9 +136,10 @@ def test_retry_failed_reruns_only_the_failures_of_the_last_run(cli, server, tmp_
     assert [doc_number(r) for r in server.requests[before:]] == [2]
 
 
-def test_token_budget_stops_the_run_and_keeps_finished_work(cli, server, tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_token_budget_stops_the_run_and_keeps_finished_work(cli, server, tmp_path, workers):
     result = cli("summarize", make_docs(tmp_path / "docs", 10), "--base-url", server.url, "--out", tmp_path / "out",
-                 "--concurrency", "1", "--max-tokens-total", "300")
+                 "--concurrency", "1", "--workers", workers, "--max-tokens-total", "300")
     assert result.code == 1
     assert "token budget of 300 reached" in result.stderr
     assert len(server.requests) == 2  # 150 tokens each
@@ -154,19 +160,21 @@ def test_max_cost_needs_a_known_price(cli, server, tmp_path):
     assert result.code == 2 and "--max-tokens-total" in result.stderr
 
 
-def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path, workers):
     docs = make_docs(tmp_path / "docs", 30)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     with LoopbackServer(latency=0.1) as server:
         cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
-               "--out", str(out), "--concurrency", "2", "--quiet"]
+               "--out", str(out), "--concurrency", "2", "--workers", workers, "--quiet"]
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while len(list(out.glob("doc*.json"))) < 8 and time.monotonic() < deadline:
             time.sleep(0.02)
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        assert _workers_gone(cmd), "a worker process outlived its killed parent"
         finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
         first_run = len(server.requests)
         assert 8 <= len(finished) < 30
@@ -187,3 +195,23 @@ def test_summarizing_the_current_folder_skips_its_own_outputs_and_cache(cli, ser
         assert cli("summarize", ".", "--base-url", server.url).code == 0
     assert sorted(doc_number(r) for r in server.requests) == [0, 1]
     assert not (tmp_path / "outputs" / "outputs").exists()
+
+
+
+def _workers_gone(cmd: list[str], timeout: float = 10) -> bool:
+    """True once no live process runs `cmd` (forked workers keep their parent's command line)."""
+    wanted = "\0".join(cmd) + "\0"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for proc_dir in Path("/proc").glob("[0-9]*"):
+            try:
+                state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if state != "Z" and (proc_dir / "cmdline").read_text(errors="replace") == wanted:
+                    alive.append(proc_dir.name)
+            except OSError:
+                continue
+        if not alive:
+            return True
+        time.sleep(0.05)
+    return False

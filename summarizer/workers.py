@@ -1,0 +1,200 @@
+"""Worker processes for big runs: each runs its own event loop, model client and cache connection.
+
+One event loop spends about 2 ms of CPU per document (the HTTP client, validation, checks, the
+output file), which caps a run near 400 documents/s however fast the server is. The parent
+keeps everything that must be one (input order, output names, manifest, progress, budget, the
+stop on auth or quota errors); the workers, forked once the heavy modules are imported, do the
+per-document work and share one rate limiter through shared memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import multiprocessing
+import os
+import signal
+import traceback
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .errors import SummarizerError
+
+if TYPE_CHECKING:
+    from .backends.base import Backend
+    from .inputs import InputItem
+    from .runner import Outcome, Runner
+
+# Builds a worker's Runner and backend (in the worker, after the fork); its argument passes warnings on.
+MakeRunner = Callable[[Callable[[str], None]], "tuple[Runner, Backend]"]
+
+# A worker's share of the run's concurrency below which another process is not worth its memory.
+DOCUMENTS_PER_WORKER = 16
+
+
+class WorkerFailed(SummarizerError):
+    """A worker process died or hit a bug; finished documents are kept."""
+
+
+def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | None = None) -> int:
+    """How many worker processes a run gets when --workers is not given (1: none, all in-process)."""
+    if backend_name == "local":
+        return 1  # one model instance, documents one after another
+    cpus = cpus or os.cpu_count() or 1
+    return max(1, min(cpus, concurrency // DOCUMENTS_PER_WORKER, total // DOCUMENTS_PER_WORKER))
+
+
+class WorkerPool:
+    """Forked worker processes that run Runner.process for the parent's documents."""
+
+    def __init__(self, count: int, make_runner: MakeRunner) -> None:
+        # Fork before any event loop or thread exists in this process, so children start clean
+        # and with every module already imported (no second start-up).
+        context = multiprocessing.get_context("fork")
+        self._conns: list[Connection] = []
+        self._procs: list[Any] = []
+        for _ in range(count):
+            parent_end, child_end = context.Pipe()
+            # The child closes every parent end it inherits (its own and its elder siblings'): the
+            # parent's ends must be the only ones, so that the parent's death is an EOF for each child.
+            inherited = [parent_end, *self._conns]
+            proc = context.Process(target=_worker_main, args=(child_end, inherited, make_runner), daemon=True)
+            proc.start()
+            child_end.close()
+            self._conns.append(parent_end)
+            self._procs.append(proc)
+        self._ids = itertools.count()
+        self._pending: dict[int, tuple[asyncio.Future[Outcome], int]] = {}
+        self._load = [0] * count
+        self._reading = False
+        self.warn: Callable[[str], None] = lambda message: None
+
+    async def process(self, item: InputItem, final: bool, path: Path | None) -> Outcome:
+        """Have the least busy worker process one document; its Outcome comes back here."""
+        loop = asyncio.get_running_loop()
+        if not self._reading:
+            for index, conn in enumerate(self._conns):
+                loop.add_reader(conn.fileno(), self._receive, index)
+            self._reading = True
+        index = min(range(len(self._conns)), key=self._load.__getitem__)
+        request_id = next(self._ids)
+        future: asyncio.Future[Outcome] = loop.create_future()
+        self._pending[request_id] = (future, index)
+        self._load[index] += 1
+        try:
+            self._conns[index].send((request_id, item, final, path))
+        except OSError as exc:
+            self._fail_worker(index, f"cannot reach worker process {index} ({exc})")
+        try:
+            return await future
+        finally:
+            self._pending.pop(request_id, None)
+            self._load[index] -= 1
+
+    def _receive(self, index: int) -> None:
+        conn = self._conns[index]
+        try:
+            while conn.poll():
+                kind, request_id, payload = conn.recv()
+                if kind == "warn":
+                    self.warn(payload)
+                    continue
+                future, _ = self._pending.get(request_id, (None, index))
+                if future is None or future.done():
+                    continue
+                if kind == "outcome":
+                    future.set_result(payload)
+                else:  # "error": a bug in the worker, with its traceback
+                    future.set_exception(WorkerFailed(f"a worker process failed:\n{payload}"))
+        except (EOFError, OSError):
+            self._fail_worker(index, f"worker process {index} exited unexpectedly "
+                                     f"(exit code {self._procs[index].exitcode}); re-run to continue")
+
+    def _fail_worker(self, index: int, message: str) -> None:
+        with _suppress():
+            asyncio.get_running_loop().remove_reader(self._conns[index].fileno())
+        for future, owner in list(self._pending.values()):
+            if owner == index and not future.done():
+                future.set_exception(WorkerFailed(message))
+        self._load[index] = 10**9  # never chosen again
+
+    def close(self, wait: bool = True) -> None:
+        """Let the workers finish what they hold (or, with wait=False, stop them now) and reap them."""
+        for conn in self._conns:
+            with _suppress():
+                conn.send(None)
+        for proc in self._procs:
+            if not wait:
+                proc.terminate()
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for conn in self._conns:
+            conn.close()
+
+
+def _worker_main(conn: Connection, inherited: list[Connection], make_runner: MakeRunner) -> None:
+    # Ctrl-C is the parent's to handle: it stops the workers itself, or dies and closes the pipe.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for other in inherited:
+        other.close()
+    asyncio.run(_serve(conn, make_runner))
+
+
+async def _serve(conn: Connection, make_runner: MakeRunner) -> None:
+    runner, backend = make_runner(lambda message: _send(conn, ("warn", -1, message)))
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+    orphaned = False
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def handle(request_id: int, item: InputItem, final: bool, path: Path | None) -> None:
+        try:
+            outcome = await runner.process(item, final, path)
+            _send(conn, ("outcome", request_id, outcome))
+        except Exception:  # a bug, not a document's failure: the parent stops the run with it
+            _send(conn, ("error", request_id, traceback.format_exc()))
+
+    def receive() -> None:
+        nonlocal orphaned
+        try:
+            while conn.poll():
+                message = conn.recv()
+                if message is None:
+                    done.set()
+                    return
+                task = loop.create_task(handle(*message))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+        except (EOFError, OSError):
+            # The parent is gone (kill -9, a crash): stop at once, as the parent itself did;
+            # a re-run finishes what was in flight.
+            orphaned = True
+            done.set()
+
+    loop.add_reader(conn.fileno(), receive)
+    try:
+        await done.wait()
+        for task in tasks if orphaned else ():
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        loop.remove_reader(conn.fileno())
+        await backend.aclose()
+        if runner.cache is not None:
+            runner.cache.close()
+
+
+def _send(conn: Connection, message: Any) -> None:
+    with _suppress():
+        conn.send(message)
+
+
+def _suppress() -> Any:
+    import contextlib
+
+    return contextlib.suppress(OSError, ValueError, BrokenPipeError)
