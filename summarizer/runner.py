@@ -32,6 +32,8 @@ if TYPE_CHECKING:
     from .workers import WorkerPool
 
 OK_STATUSES = frozenset({"ok", "cached"})
+# A document a worker process skipped because the run had stopped: not recorded anywhere.
+NOT_STARTED = "not_started"
 # Statuses --retry-failed picks up again.
 RETRY_STATUSES = frozenset({"invalid", "refused", "truncated", "failed", "deferred"})
 
@@ -182,6 +184,10 @@ class Runner:
         start = self._clock()
         self.observer.on_start(total)
         concurrency = 1 if self.spec.backend_name == "local" else self.spec.settings.concurrency
+        if self.pool is not None:
+            # Workers keep a backlog as deep as their share of the run, so that none waits for
+            # this process between two documents; each still has at most its share in flight.
+            concurrency *= 2
         queue: asyncio.Queue[InputItem | None] = asyncio.Queue(maxsize=concurrency * 2)
         deferred: list[InputItem] = []
 
@@ -198,6 +204,8 @@ class Runner:
                 if self.report.stopped:
                     continue  # drain: nothing new starts after a stop
                 outcome = await self._dispatch(item)
+                if outcome.status == NOT_STARTED:
+                    continue
                 if outcome.status == "deferred":
                     deferred.append(item)
                     continue
@@ -208,7 +216,9 @@ class Runner:
         for item in deferred:
             if self.report.stopped:
                 break
-            self._finish(await self._dispatch(item, final=True))
+            outcome = await self._dispatch(item, final=True)
+            if outcome.status != NOT_STARTED:
+                self._finish(outcome)
         self.report.seconds = self._clock() - start
         return self.report
 
@@ -220,9 +230,13 @@ class Runner:
         else:
             outcome = await self.process(item, final, path)
         if outcome.stops_run and not self.report.stopped:
-            self.report.stopped = outcome.error
-            self.report.stop_class = outcome.error_class
+            self._stop(outcome.error or "stopped", outcome.error_class)
         return outcome
+
+    def _stop(self, reason: str, stop_class: str | None) -> None:
+        self.report.stopped, self.report.stop_class = reason, stop_class
+        if self.pool is not None:
+            self.pool.stop()  # documents waiting in the workers' backlogs are not started
 
     def _finish(self, outcome: Outcome) -> None:
         self.report.add(outcome)
@@ -235,8 +249,7 @@ class Runner:
         if self.budget is not None and not self.report.stopped:
             reason = self.budget(self.report.usage)
             if reason:
-                self.report.stopped = f"{reason}; finished documents are kept, re-run to continue"
-                self.report.stop_class = "BudgetReached"
+                self._stop(f"{reason}; finished documents are kept, re-run to continue", "BudgetReached")
 
     async def process(self, item: InputItem, final: bool = False, path: Path | None = None) -> Outcome:
         """One document from bytes to the output file at `path`; every failure becomes a status."""

@@ -20,10 +20,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .backends.base import Backend, Usage
 from .errors import SummarizerError
 
 if TYPE_CHECKING:
-    from .backends.base import Backend
     from .inputs import InputItem
     from .runner import Outcome, Runner
 
@@ -49,18 +49,27 @@ def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | No
 class WorkerPool:
     """Forked worker processes that run Runner.process for the parent's documents."""
 
-    def __init__(self, count: int, make_runner: MakeRunner) -> None:
+    def __init__(self, count: int, concurrency: int, make_runner: MakeRunner,
+                 budget: Callable[[Usage], str | None] | None = None) -> None:
         # Fork before any event loop or thread exists in this process, so children start clean
         # and with every module already imported (no second start-up).
         context = multiprocessing.get_context("fork")
+        count = max(1, min(count, concurrency))
+        # Set by any process once the run stops (auth, quota, budget): backlogs are then skipped.
+        self._stopped = context.RawValue("b", 0)
+        # The run's usage so far (prompt tokens, completion tokens, requests), for the budget:
+        # a worker checks it before each document, as the parent would between two.
+        shared = _Shared(self._stopped, context.RawArray("d", 3), context.Lock(), budget)
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
-        for _ in range(count):
+        for index in range(count):
+            slots = concurrency // count + (1 if index < concurrency % count else 0)  # shares sum to --concurrency
             parent_end, child_end = context.Pipe()
             # The child closes every parent end it inherits (its own and its elder siblings'): the
             # parent's ends must be the only ones, so that the parent's death is an EOF for each child.
             inherited = [parent_end, *self._conns]
-            proc = context.Process(target=_worker_main, args=(child_end, inherited, make_runner), daemon=True)
+            proc = context.Process(target=_worker_main, daemon=True,
+                                   args=(child_end, inherited, make_runner, slots, shared))
             proc.start()
             child_end.close()
             self._conns.append(parent_end)
@@ -92,6 +101,10 @@ class WorkerPool:
         finally:
             self._pending.pop(request_id, None)
             self._load[index] -= 1
+
+    def stop(self) -> None:
+        """Start nothing new: workers skip what is waiting (in-flight documents finish)."""
+        self._stopped.value = 1
 
     def _receive(self, index: int) -> None:
         conn = self._conns[index]
@@ -136,24 +149,56 @@ class WorkerPool:
             conn.close()
 
 
-def _worker_main(conn: Connection, inherited: list[Connection], make_runner: MakeRunner) -> None:
+class _Shared:
+    """What the workers of one run share: the stop flag, the usage so far and the budget."""
+
+    def __init__(self, stopped: Any, usage: Any, lock: Any, budget: Callable[[Usage], str | None] | None) -> None:
+        self.stopped, self.usage, self.lock, self.budget = stopped, usage, lock, budget
+
+    def may_start(self) -> bool:
+        if not self.stopped.value and self.budget is not None:
+            with self.lock:
+                spent = Usage(int(self.usage[0]), int(self.usage[1]), int(self.usage[2]))
+            if self.budget(spent):
+                self.stopped.value = 1
+        return not self.stopped.value
+
+    def spend(self, usage: Usage) -> None:
+        with self.lock:
+            self.usage[0] += usage.prompt_tokens
+            self.usage[1] += usage.completion_tokens
+            self.usage[2] += usage.requests
+
+
+def _worker_main(conn: Connection, inherited: list[Connection], make_runner: MakeRunner, slots: int,
+                 shared: _Shared) -> None:
     # Ctrl-C is the parent's to handle: it stops the workers itself, or dies and closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for other in inherited:
         other.close()
-    asyncio.run(_serve(conn, make_runner))
+    asyncio.run(_serve(conn, make_runner, slots, shared))
 
 
-async def _serve(conn: Connection, make_runner: MakeRunner) -> None:
+async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: _Shared) -> None:
+    from .runner import NOT_STARTED, Outcome
+
     runner, backend = make_runner(lambda message: _send(conn, ("warn", -1, message)))
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     orphaned = False
+    in_flight = asyncio.Semaphore(slots)
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(request_id: int, item: InputItem, final: bool, path: Path | None) -> None:
         try:
-            outcome = await runner.process(item, final, path)
+            async with in_flight:
+                if not shared.may_start():
+                    outcome = Outcome(item, NOT_STARTED)
+                else:
+                    outcome = await runner.process(item, final, path)
+                    shared.spend(outcome.usage)
+                    if outcome.stops_run:
+                        shared.stopped.value = 1  # at once, before the parent hears of it
             _send(conn, ("outcome", request_id, outcome))
         except Exception:  # a bug, not a document's failure: the parent stops the run with it
             _send(conn, ("error", request_id, traceback.format_exc()))

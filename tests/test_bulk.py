@@ -92,8 +92,8 @@ def test_retries_stop_after_the_configured_attempts(cli, server, tmp_path):
     assert len(server.requests) == 3
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path, workers):
+@pytest.mark.parametrize("workers,concurrency", [("1", "1"), ("2", "2")])
+def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path, workers, concurrency):
     calls = {"n": 0}
     lock = threading.Lock()
 
@@ -105,12 +105,13 @@ def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path, worker
 
     with LoopbackServer(first_three_then_401) as server:
         result = cli("summarize", make_docs(tmp_path / "docs", 10), "--base-url", server.url,
-                     "--out", tmp_path / "out", "--concurrency", "1", "--workers", workers)
+                     "--out", tmp_path / "out", "--concurrency", concurrency, "--workers", workers)
         requests = len(server.requests)
     assert result.code == 2
     assert "refused the API key" in result.stderr and "OPENAI_API_KEY" in result.stderr
     assert len(list((tmp_path / "out").glob("doc*.json"))) == 3
-    assert requests == 4  # nothing is sent after the stop
+    # Nothing starts after the stop: the refused request, plus what was already in flight.
+    assert 4 <= requests <= 3 + int(concurrency)
 
 
 @pytest.mark.parametrize("workers", ["1", "2"])

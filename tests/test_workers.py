@@ -46,7 +46,7 @@ def item(index: int, path: str | None = None) -> InputItem:
 
 
 def test_documents_are_shared_between_worker_processes_and_come_back_whole():
-    pool = WorkerPool(2, make_pid_runner)
+    pool = WorkerPool(2, 8, make_pid_runner)
     warnings: list[str] = []
     pool.warn = warnings.append
 
@@ -65,7 +65,7 @@ def test_documents_are_shared_between_worker_processes_and_come_back_whole():
 
 
 def test_a_bug_in_a_worker_fails_the_run_with_its_traceback():
-    pool = WorkerPool(1, make_pid_runner)
+    pool = WorkerPool(1, 8, make_pid_runner)
     try:
         with pytest.raises(WorkerFailed, match="a bug in the worker"):
             asyncio.run(pool.process(item(0, "bug"), False, None))
@@ -74,7 +74,7 @@ def test_a_bug_in_a_worker_fails_the_run_with_its_traceback():
 
 
 def test_a_worker_that_dies_fails_its_documents_instead_of_hanging():
-    pool = WorkerPool(1, make_pid_runner)
+    pool = WorkerPool(1, 8, make_pid_runner)
     try:
         with pytest.raises(WorkerFailed, match="exited unexpectedly"):
             asyncio.run(asyncio.wait_for(pool.process(item(0, "die"), False, None), timeout=10))
