@@ -174,7 +174,8 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     if workers > 1:
         if cache is not None:
             cache.close()  # each worker opens its own connection; none crosses the fork
-        pool = WorkerPool(workers, settings.concurrency, make_worker_runner, budget)
+        pool = WorkerPool(workers, settings.concurrency, make_worker_runner, budget,
+                          envelopes=settings.json_output or observer.tables)
         pool.warn = observer.warn
     runner = Runner(spec, backend, cache=None if pool else cache, manifest=manifest, observer=observer,
                     checker=run_checks, stdin_bytes=stdin_bytes, budget=budget, pool=pool)

@@ -262,15 +262,20 @@ class Runner:
             cached = entry is not None
             checks: dict[str, Any] | None = None
             if entry is None:
-                entry, usage = await self._extract(document)
-                checks = self._check(entry, document)
+                entry, usage, result = await self._extract(document)
+                checks = self._check(entry, document, result)
                 if self.cache is not None:
                     self.cache.put(key, entry)
             if checks is None:  # cached: checks are redone when the checks or the day changed
                 checks = self._check(entry, document)
             envelope = self._envelope(document, entry, cached, usage, checks)
             path = path or self._output_path(item)
-            write_json(path, envelope)
+            if cached:
+                write_json(path, envelope)  # nothing waits on the loop meanwhile: a thread would only cost
+            else:
+                # Creating a file can block on the filesystem journal; other documents' requests
+                # are in flight on this loop, so the write goes to a thread.
+                await asyncio.to_thread(write_json, path, envelope)
             return Outcome(item, "cached" if cached else "ok", self._clock() - started, usage, path, envelope)
         except RateLimited as exc:
             if not final and (exc.retry_after or 0) > self.spec.settings.max_retry_wait:
@@ -302,7 +307,7 @@ class Runner:
             data = Path(item.path).read_bytes()
         return load_document(item.path, data)
 
-    async def _extract(self, document: Document) -> tuple[dict[str, Any], Usage]:
+    async def _extract(self, document: Document) -> tuple[dict[str, Any], Usage, BaseModel]:
         s = self.spec.settings
         checker = self.checker
         strict_check = None
@@ -322,9 +327,9 @@ class Runner:
             "mode": extraction.mode,
             "chunks": extraction.chunks,
         }
-        return entry, extraction.usage
+        return entry, extraction.usage, extraction.result
 
-    def _check(self, entry: dict[str, Any], document: Document) -> dict[str, Any]:
+    def _check(self, entry: dict[str, Any], document: Document, result: BaseModel | None = None) -> dict[str, Any]:
         """Checks of a result; a cached entry's are reused only if made today by these checks."""
         if self.checker is None:
             return {}
@@ -334,9 +339,11 @@ class Runner:
         stored = entry.get("checks")
         if isinstance(stored, dict) and stored.get("stamp") == stamp:
             return stored["result"]
-        result = self.checker(self.spec.schema.model.model_validate(entry["result"]), document)
-        entry["checks"] = {"stamp": stamp, "result": result}
-        return result
+        if result is None:  # a cached entry: validated when it was stored, validated again to check it
+            result = self.spec.schema.model.model_validate(entry["result"])
+        checked = self.checker(result, document)
+        entry["checks"] = {"stamp": stamp, "result": checked}
+        return checked
 
     def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage,
                   checks: dict[str, Any]) -> dict[str, Any]:

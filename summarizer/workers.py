@@ -50,7 +50,7 @@ class WorkerPool:
     """Forked worker processes that run Runner.process for the parent's documents."""
 
     def __init__(self, count: int, concurrency: int, make_runner: MakeRunner,
-                 budget: Callable[[Usage], str | None] | None = None) -> None:
+                 budget: Callable[[Usage], str | None] | None = None, envelopes: bool = True) -> None:
         # Fork before any event loop or thread exists in this process, so children start clean
         # and with every module already imported (no second start-up).
         context = multiprocessing.get_context("fork")
@@ -59,7 +59,7 @@ class WorkerPool:
         self._stopped = context.RawValue("b", 0)
         # The run's usage so far (prompt tokens, completion tokens, requests), for the budget:
         # a worker checks it before each document, as the parent would between two.
-        shared = _Shared(self._stopped, context.RawArray("d", 3), context.Lock(), budget)
+        shared = _Shared(self._stopped, context.RawArray("d", 3), context.Lock(), budget, envelopes)
         self._conns: list[Connection] = []
         self._procs: list[Any] = []
         for index in range(count):
@@ -152,8 +152,10 @@ class WorkerPool:
 class _Shared:
     """What the workers of one run share: the stop flag, the usage so far and the budget."""
 
-    def __init__(self, stopped: Any, usage: Any, lock: Any, budget: Callable[[Usage], str | None] | None) -> None:
+    def __init__(self, stopped: Any, usage: Any, lock: Any, budget: Callable[[Usage], str | None] | None,
+                 envelopes: bool) -> None:
         self.stopped, self.usage, self.lock, self.budget = stopped, usage, lock, budget
+        self.envelopes = envelopes  # whether the parent shows them (tables, --json); else not sent
 
     def may_start(self) -> bool:
         if not self.stopped.value and self.budget is not None:
@@ -197,6 +199,8 @@ async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: 
                 else:
                     outcome = await runner.process(item, final, path)
                     shared.spend(outcome.usage)
+                    if not shared.envelopes:
+                        outcome.envelope = None
                     if outcome.stops_run:
                         shared.stopped.value = 1  # at once, before the parent hears of it
             _send(conn, ("outcome", request_id, outcome))
