@@ -10,6 +10,8 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet -e '.[local,test]'
+	# Bytecode for our own modules too (an editable install has none; PYTHONDONTWRITEBYTECODE may be set).
+	$(VENV)/bin/python -m compileall -q summarizer schemas prompts
 	touch $@
 
 setup: $(VENV)/.installed
