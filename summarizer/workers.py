@@ -42,7 +42,8 @@ def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | No
     """How many worker processes a run gets when --workers is not given (1: none, all in-process)."""
     if backend_name == "local":
         return 1  # one model instance, documents one after another
-    cpus = cpus or os.cpu_count() or 1
+    if cpus is None:  # the CPUs this process may run on, which a container can limit
+        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
     return max(1, min(cpus, concurrency // DOCUMENTS_PER_WORKER, total // DOCUMENTS_PER_WORKER))
 
 
