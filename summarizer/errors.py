@@ -13,10 +13,11 @@ SummarizerError
 │   │   ├── AuthError      401/403
 │   │   └── QuotaExhausted 429 whose body says the quota is used up
 │   └── BackendMissing     the optional local backend is not installed      -> exit 2
-└── ExtractionError        the model answered, but not with a usable result
-    ├── Refused            refusal or content filter
-    ├── Truncated          finish_reason == "length" after the bigger budget
-    └── InvalidAnswer      still invalid after the allowed re-asks
+├── ExtractionError        the model answered, but not with a usable result
+│   ├── Refused            refusal or content filter
+│   ├── Truncated          finish_reason == "length" after the bigger budget
+│   └── InvalidAnswer      still invalid after the allowed re-asks
+└── WorkerFailed           a worker process died or hit a bug; the run ends -> exit 1
 
 Only the CLI turns these into exit codes; messages name the problem and the fix.
 """
@@ -117,3 +118,7 @@ class InvalidAnswer(ExtractionError):
     """The answer did not validate after the allowed re-asks."""
 
     status = "invalid"
+
+
+class WorkerFailed(SummarizerError):
+    """A worker process of a bulk run died or hit a bug; finished documents are kept."""

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .backends.base import Backend, Usage
-from .errors import SummarizerError
+from .errors import WorkerFailed
 
 if TYPE_CHECKING:
     from .inputs import InputItem
@@ -32,10 +32,6 @@ MakeRunner = Callable[[Callable[[str], None]], "tuple[Runner, Backend]"]
 
 # A worker's share of the run's concurrency below which another process is not worth its memory.
 DOCUMENTS_PER_WORKER = 16
-
-
-class WorkerFailed(SummarizerError):
-    """A worker process died or hit a bug; finished documents are kept."""
 
 
 def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | None = None) -> int:
@@ -121,7 +117,8 @@ class WorkerPool:
                 if kind == "outcome":
                     future.set_result(payload)
                 else:  # "error": a bug in the worker, with its traceback
-                    future.set_exception(WorkerFailed(f"a worker process failed:\n{payload}"))
+                    future.set_exception(WorkerFailed(
+                        f"a worker process hit a bug in summarizer (please report it with this traceback):\n{payload}"))
         except (EOFError, OSError):
             self._fail_worker(index, f"worker process {index} exited unexpectedly "
                                      f"(exit code {self._procs[index].exitcode}); re-run to continue")

@@ -216,3 +216,31 @@ def _workers_gone(cmd: list[str], timeout: float = 10) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_quickly_keeps_finished_work_and_leaves_no_worker_behind(tmp_path, workers):
+    docs = make_docs(tmp_path / "docs", 40)
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    with LoopbackServer(latency=0.2) as server:
+        cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
+               "--out", str(out), "--concurrency", "4", "--workers", workers, "--quiet"]
+        # Its own process group, so that SIGINT reaches every process of the run, as a terminal's Ctrl-C does.
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+        deadline = time.monotonic() + 30
+        while len(list(out.glob("doc*.json"))) < 4 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, stderr = proc.communicate(timeout=15)
+        assert proc.returncode == 130 and "interrupted" in stderr, stderr
+        assert _workers_gone(cmd), "a worker process outlived the interrupted run"
+        finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
+        assert 4 <= len(finished) < 40 and not list(out.glob(".*.tmp"))
+        first_run = len(server.requests)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        resent = [doc_number(r) for r in server.requests[first_run:]]
+    assert not finished & set(resent), "a finished document was sent again"
+    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(40))

@@ -14,7 +14,8 @@ import pytest
 from summarizer.inputs import InputItem
 from summarizer.ratelimit import RateLimiter
 from summarizer.runner import Outcome
-from summarizer.workers import WorkerFailed, WorkerPool, auto_workers
+from summarizer.errors import WorkerFailed
+from summarizer.workers import WorkerPool, auto_workers
 
 
 class FakeBackend:
