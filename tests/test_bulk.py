@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -161,31 +162,60 @@ def test_max_cost_needs_a_known_price(cli, server, tmp_path):
     assert result.code == 2 and "--max-tokens-total" in result.stderr
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path, workers):
-    docs = make_docs(tmp_path / "docs", 30)
+@dataclass
+class Interrupted:
+    """What an interrupted run left, and what the re-run of the same command sent again."""
+
+    code: int
+    stderr: str
+    finished: set[int]
+    resent: list[int]
+    out: Path
+
+
+def interrupt_then_rerun(tmp_path: Path, workers: str, count: int, interrupt, *, latency: float,
+                         concurrency: str, wait_for: int) -> Interrupted:
+    """Start a run in its own process group, interrupt it once `wait_for` outputs exist, run it again."""
+    docs = make_docs(tmp_path / "docs", count)
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    with LoopbackServer(latency=0.1) as server:
+    with LoopbackServer(latency=latency) as server:
         cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
-               "--out", str(out), "--concurrency", "2", "--workers", workers, "--quiet"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+               "--out", str(out), "--concurrency", concurrency, "--workers", workers, "--quiet"]
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         deadline = time.monotonic() + 30
-        while len(list(out.glob("doc*.json"))) < 8 and time.monotonic() < deadline:
+        while len(list(out.glob("doc*.json"))) < wait_for and time.monotonic() < deadline:
             time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        assert _workers_gone(cmd), "a worker process outlived its killed parent"
+        interrupt(proc)
+        _, stderr = proc.communicate(timeout=15)
+        assert _workers_gone(cmd), "a worker process outlived the interrupted run"
         finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
-        first_run = len(server.requests)
-        assert 8 <= len(finished) < 30
+        assert wait_for <= len(finished) < count
         assert not list(out.glob(".*.tmp")), "a half-written output survived"
+        first_run = len(server.requests)
         done = subprocess.run(cmd, env=env, capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         resent = [doc_number(r) for r in server.requests[first_run:]]
     assert not finished & set(resent), "a finished document was sent again"
-    assert len(resent) == len(set(resent))
-    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(30))
+    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(count))
+    return Interrupted(proc.returncode, stderr, finished, resent, out)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path, workers):
+    result = interrupt_then_rerun(tmp_path, workers, 30, lambda proc: proc.send_signal(signal.SIGKILL),
+                                  latency=0.1, concurrency="2", wait_for=8)
+    assert result.code == -signal.SIGKILL
+    assert len(result.resent) == len(set(result.resent))
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_ctrl_c_stops_quickly_keeps_finished_work_and_leaves_no_worker_behind(tmp_path, workers):
+    # SIGINT to the whole process group, as a terminal's Ctrl-C sends it.
+    result = interrupt_then_rerun(tmp_path, workers, 40, lambda proc: os.killpg(proc.pid, signal.SIGINT),
+                                  latency=0.2, concurrency="4", wait_for=4)
+    assert result.code == 130 and "interrupted" in result.stderr, result.stderr
 
 
 def test_summarizing_the_current_folder_skips_its_own_outputs_and_cache(cli, server, tmp_path, monkeypatch):
@@ -217,30 +247,3 @@ def _workers_gone(cmd: list[str], timeout: float = 10) -> bool:
         time.sleep(0.05)
     return False
 
-
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_ctrl_c_stops_quickly_keeps_finished_work_and_leaves_no_worker_behind(tmp_path, workers):
-    docs = make_docs(tmp_path / "docs", 40)
-    out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    with LoopbackServer(latency=0.2) as server:
-        cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
-               "--out", str(out), "--concurrency", "4", "--workers", workers, "--quiet"]
-        # Its own process group, so that SIGINT reaches every process of the run, as a terminal's Ctrl-C does.
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        deadline = time.monotonic() + 30
-        while len(list(out.glob("doc*.json"))) < 4 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        os.killpg(proc.pid, signal.SIGINT)
-        _, stderr = proc.communicate(timeout=15)
-        assert proc.returncode == 130 and "interrupted" in stderr, stderr
-        assert _workers_gone(cmd), "a worker process outlived the interrupted run"
-        finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
-        assert 4 <= len(finished) < 40 and not list(out.glob(".*.tmp"))
-        first_run = len(server.requests)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        resent = [doc_number(r) for r in server.requests[first_run:]]
-    assert not finished & set(resent), "a finished document was sent again"
-    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(40))
