@@ -17,7 +17,8 @@ SummarizerError
 │   ├── Refused            refusal or content filter
 │   ├── Truncated          finish_reason == "length" after the bigger budget
 │   └── InvalidAnswer      still invalid after the allowed re-asks
-└── WorkerFailed           a worker process died or hit a bug; the run ends -> exit 1
+├── WorkerFailed           a worker process died or hit a bug; the run ends -> exit 1
+└── NotStarted             the run stopped before this document's request went out (not recorded)
 
 Only the CLI turns these into exit codes; messages name the problem and the fix.
 """
@@ -122,3 +123,7 @@ class InvalidAnswer(ExtractionError):
 
 class WorkerFailed(SummarizerError):
     """A worker process of a bulk run died or hit a bug; finished documents are kept."""
+
+
+class NotStarted(SummarizerError):
+    """The run stopped (auth, quota, budget) before this document's request was sent."""

@@ -23,7 +23,7 @@ from .backends.base import Backend, Usage
 from .cache import Cache, cache_key
 from .chunking import extract_document
 from .documents import Document, load_document
-from .errors import InputError, RateLimited, RunStopper, SummarizerError
+from .errors import InputError, NotStarted, RateLimited, RunStopper, SummarizerError
 from .inputs import STDIN, InputItem
 from .settings import Settings
 from .store import Manifest, output_path, write_json
@@ -148,6 +148,40 @@ class RunSpec:
         }
 
 
+def document_slots(request_slots: int) -> int:
+    """Documents in progress for this many requests in flight: a few more, so that reading,
+    checking and writing documents never leaves a request slot idle."""
+    return request_slots + max(2, request_slots // 4)
+
+
+class RequestGate:
+    """The run's one door to the model: at most `slots` requests in flight, none once the run stops.
+
+    Documents are read, checked and written outside the gate, so a request slot goes to the next
+    document the moment an answer arrives; usage is counted per answer, so a budget holds even
+    for documents still being finished.
+    """
+
+    def __init__(self, backend: Backend, slots: int, may_send: Callable[[], bool],
+                 spend: Callable[[Usage], None]) -> None:
+        self._backend, self._slots, self._may_send, self._spend = backend, slots, may_send, spend
+        self._semaphore: asyncio.Semaphore | None = None
+        self.model, self.base_url = backend.model, backend.base_url
+
+    async def complete(self, request: Any) -> Any:
+        if self._semaphore is None:  # made inside the running loop it belongs to
+            self._semaphore = asyncio.Semaphore(self._slots)
+        async with self._semaphore:
+            if not self._may_send():
+                raise NotStarted("the run has stopped")
+            completion = await self._backend.complete(request)
+            self._spend(completion.usage)
+            return completion
+
+    async def aclose(self) -> None:
+        await self._backend.aclose()
+
+
 class Runner:
     """Processes documents concurrently; each finished one is cached, written and recorded."""
 
@@ -178,16 +212,34 @@ class Runner:
         self._key_base = spec.key_parts(backend)
         self._taken: dict[Path, int] = {}
         self.report = RunReport(manifest=manifest.path if manifest else None)
+        self._spent = Usage()  # per answer, including documents not finished yet
+        self.gate = RequestGate(backend, self.request_slots, self._may_send, self._add_spent)
+
+    @property
+    def request_slots(self) -> int:
+        """Requests in flight at once: --concurrency (the embedded model: one)."""
+        return 1 if self.spec.backend_name == "local" else self.spec.settings.concurrency
+
+    @property
+    def document_slots(self) -> int:
+        """Documents in progress at once (for a server, a few more than requests in flight)."""
+        return 1 if self.spec.backend_name == "local" else document_slots(self.request_slots)
+
+    def _may_send(self) -> bool:
+        return not self.report.stopped and not (self.budget is not None and self.budget(self._spent))
+
+    def _add_spent(self, usage: Usage) -> None:
+        self._spent += usage
 
     async def run(self, items: Iterable[InputItem], total: int) -> RunReport:
         """Process every item (workers pull from a bounded queue, so memory stays flat)."""
         start = self._clock()
         self.observer.on_start(total)
-        concurrency = 1 if self.spec.backend_name == "local" else self.spec.settings.concurrency
+        concurrency = self.document_slots
         if self.pool is not None:
             # Workers keep a backlog as deep as their share of the run, so that none waits for
             # this process between two documents; each still has at most its share in flight.
-            concurrency *= 2
+            concurrency = self.request_slots * 2 + concurrency
         queue: asyncio.Queue[InputItem | None] = asyncio.Queue(maxsize=concurrency * 2)
         deferred: list[InputItem] = []
 
@@ -277,6 +329,8 @@ class Runner:
                 # are in flight on this loop, so the write goes to a thread.
                 await asyncio.to_thread(write_json, path, envelope)
             return Outcome(item, "cached" if cached else "ok", self._clock() - started, usage, path, envelope)
+        except NotStarted:
+            return Outcome(item, NOT_STARTED, self._clock() - started, usage)
         except RateLimited as exc:
             if not final and (exc.retry_after or 0) > self.spec.settings.max_retry_wait:
                 return Outcome(item, "deferred", self._clock() - started, usage, error=str(exc))
@@ -316,7 +370,7 @@ class Runner:
 
             strict_check = lambda result: failures(checker(result, document))  # noqa: E731
         extraction = await extract_document(
-            document.text, self.spec.schema, self.spec.prompt, self.backend,
+            document.text, self.spec.schema, self.spec.prompt, self.gate,
             max_reasks=s.max_reasks, max_tokens=s.resolved_max_tokens, temperature=s.temperature,
             max_chunk_chars=s.max_chunk_chars, check=strict_check,
         )

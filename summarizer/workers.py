@@ -180,23 +180,24 @@ def _worker_main(conn: Connection, inherited: list[Connection], make_runner: Mak
 
 
 async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: _Shared) -> None:
-    from .runner import NOT_STARTED, Outcome
+    from .runner import NOT_STARTED, Outcome, RequestGate, document_slots
 
     runner, backend = make_runner(lambda message: _send(conn, ("warn", -1, message)))
+    # This worker's share of the run's requests in flight, under the run's shared stop and budget.
+    runner.gate = RequestGate(backend, slots, shared.may_start, shared.spend)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     orphaned = False
-    in_flight = asyncio.Semaphore(slots)
+    in_progress = asyncio.Semaphore(document_slots(slots))
     tasks: set[asyncio.Task[None]] = set()
 
     async def handle(request_id: int, item: InputItem, final: bool, path: Path | None) -> None:
         try:
-            async with in_flight:
+            async with in_progress:
                 if not shared.may_start():
                     outcome = Outcome(item, NOT_STARTED)
                 else:
                     outcome = await runner.process(item, final, path)
-                    shared.spend(outcome.usage)
                     if not shared.envelopes:
                         outcome.envelope = None
                     if outcome.stops_run:

@@ -93,6 +93,27 @@ def test_retries_stop_after_the_configured_attempts(cli, server, tmp_path):
     assert len(server.requests) == 3
 
 
+@pytest.mark.parametrize("workers,concurrency", [("1", "3"), ("2", "4")])
+def test_concurrency_caps_the_requests_in_flight_and_is_reached(cli, tmp_path, workers, concurrency):
+    lock = threading.Lock()
+    seen = {"now": 0, "most": 0}
+
+    def slow(body):
+        with lock:
+            seen["now"] += 1
+            seen["most"] = max(seen["most"], seen["now"])
+        time.sleep(0.05)
+        with lock:
+            seen["now"] -= 1
+        return canned_responder(body)
+
+    with LoopbackServer(slow) as server:
+        result = cli("summarize", make_docs(tmp_path / "docs", 30), "--base-url", server.url, "--out",
+                     tmp_path / "out", "--concurrency", concurrency, "--workers", workers)
+    assert result.code == 0, result.stderr
+    assert seen["most"] == int(concurrency)  # never more requests at once, and the run used them all
+
+
 @pytest.mark.parametrize("workers,concurrency", [("1", "1"), ("2", "2")])
 def test_401_stops_the_run_cleanly_and_keeps_finished_work(cli, tmp_path, workers, concurrency):
     calls = {"n": 0}

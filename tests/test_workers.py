@@ -19,6 +19,8 @@ from summarizer.workers import WorkerPool, auto_workers
 
 
 class FakeBackend:
+    model, base_url = "fake", None
+
     async def aclose(self) -> None:
         pass
 
