@@ -151,6 +151,8 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
         err.print(LOCAL_QUALITY_NOTE, style="yellow", soft_wrap=True)
     workers = 1 if backend_name == "local" or stdin_bytes is not None else (
         settings.workers or auto_workers(settings.concurrency, backend_name, total))
+    if backend_name == "local" and (settings.workers or 1) > 1:
+        observer.warn("--workers is ignored with the embedded model: one model instance, one document at a time")
     # Opened here even with workers: a corrupt cache is moved aside once, before they start.
     cache = Cache(settings.cache_dir, warn=observer.warn) if settings.use_cache and settings.cache_dir else None
     manifest = Manifest(settings.out_dir)

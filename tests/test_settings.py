@@ -57,3 +57,14 @@ def test_unknown_config_key_is_named(tmp_path):
 def test_bad_number_in_environment_is_a_config_error():
     with pytest.raises(ConfigError, match="SUMMARIZER_CONCURRENCY"):
         build_settings({}, {"SUMMARIZER_CONCURRENCY": "many"}, Path("/x"))
+
+
+def test_workers_come_from_flag_environment_or_config_and_must_be_positive(tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text("workers = 3\n")
+    assert build_settings({}, env={}, config_file=config).workers == 3
+    assert build_settings({}, env={"SUMMARIZER_WORKERS": "2"}, config_file=config).workers == 2
+    assert build_settings({"workers": 1}, env={"SUMMARIZER_WORKERS": "2"}, config_file=config).workers == 1
+    assert build_settings({}, env={}, config_file=tmp_path / "none.toml").workers is None  # automatic
+    with pytest.raises(ConfigError, match="--workers must be at least 1"):
+        build_settings({"workers": 0}, env={}, config_file=tmp_path / "none.toml")
