@@ -144,7 +144,7 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     from .checks import run_checks
     from .ratelimit import RateLimiter
     from .store import Manifest
-    from .workers import WorkerPool, auto_workers
+    from .workers import WorkerPool, auto_workers, shared_flag
 
     observer = CliObserver(settings, tables=_want_tables(args.tables, total), single=total == 1)
     if backend_name == "local" and not settings.quiet:
@@ -158,6 +158,7 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
     manifest = Manifest(settings.out_dir)
     spec = RunSpec(settings, schema, prompt, backend_name)
     limiter = RateLimiter(settings.rpm, settings.tpm, shared=workers > 1)
+    fallback_memory = shared_flag() if workers > 1 else None  # auto mode's choice, run-wide
     backend = make_backend(settings, limiter)  # imports the model client before any fork
 
     def budget(usage: Any) -> str | None:
@@ -169,7 +170,7 @@ def summarize(settings: Settings, args: argparse.Namespace) -> int:
 
     def make_worker_runner(warn: Any) -> tuple[Runner, Any]:
         worker_cache = Cache(settings.cache_dir, warn=warn) if cache is not None and settings.cache_dir else None
-        worker_backend = make_backend(settings, limiter)
+        worker_backend = make_backend(settings, limiter, fallback_memory)
         return Runner(spec, worker_backend, cache=worker_cache, manifest=None, checker=run_checks), worker_backend
 
     pool = None

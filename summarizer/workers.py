@@ -43,6 +43,11 @@ def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | No
     return max(1, min(cpus, concurrency // DOCUMENTS_PER_WORKER, total // DOCUMENTS_PER_WORKER))
 
 
+def shared_flag() -> Any:
+    """A 0/1 flag in shared memory that worker processes forked afterwards all see (`.value`)."""
+    return multiprocessing.get_context("fork").RawValue("b", 0)
+
+
 class WorkerPool:
     """Forked worker processes that run Runner.process for the parent's documents."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -248,6 +249,32 @@ def test_auto_mode_falls_back_once_when_the_server_rejects_json_schema(cli, tmp_
     assert formats == ["json_schema", "json_object", "json_object", "json_object"]  # remembered for the run
     assert "JSON Schema" in server.requests[1].body["messages"][0]["content"]  # the schema moved into the prompt
     assert json.loads((tmp_path / "out" / "doc000.json").read_text())["model"]["mode"] == "json_object"
+
+
+def test_auto_mode_fallback_is_shared_by_the_backends_of_one_run():
+    from types import SimpleNamespace
+
+    from summarizer.artifacts import load_prompt, load_schema
+    from summarizer.backends.base import CompletionRequest
+    from summarizer.backends.openai_compat import OpenAIBackend
+    from summarizer.pipeline import build_messages
+
+    schema, prompt = load_schema("article"), load_prompt("article")
+    request = CompletionRequest(tuple(build_messages(prompt, "CATL signed an agreement.")), schema, 256, 0.0)
+    memory = SimpleNamespace(value=0)  # what a run with worker processes keeps in shared memory
+
+    async def both(url: str) -> list[str]:
+        backends = [OpenAIBackend(model="m", base_url=url, api_key="k", fallback_memory=memory) for _ in range(2)]
+        modes = [(await backend.complete(request)).mode for backend in backends]
+        for backend in backends:
+            await backend.aclose()
+        return modes
+
+    with LoopbackServer(reject_json_schema=True) as server:
+        modes = asyncio.run(both(server.url))
+        formats = [(r.body.get("response_format") or {}).get("type") for r in server.requests]
+    assert modes == ["json_object", "json_object"]
+    assert formats == ["json_schema", "json_object", "json_object"]  # the second backend never tried json_schema
 
 
 def test_tools_mode_sends_the_schema_as_a_forced_function(cli, server, tmp_path):

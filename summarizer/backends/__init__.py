@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ..ratelimit import RateLimiter
@@ -10,8 +10,12 @@ if TYPE_CHECKING:
     from .base import Backend
 
 
-def make_backend(settings: Settings, limiter: RateLimiter | None = None) -> Backend:
-    """The backend the settings ask for: OpenAI-compatible or the embedded local model."""
+def make_backend(settings: Settings, limiter: RateLimiter | None = None, fallback_memory: Any = None) -> Backend:
+    """The backend the settings ask for: OpenAI-compatible or the embedded local model.
+
+    `fallback_memory` (an int `.value`, shared by a run's worker processes) spreads auto mode's
+    switch to json_object across all of them.
+    """
     if settings.resolved_backend == "local":
         from .local import LocalBackend
 
@@ -29,4 +33,5 @@ def make_backend(settings: Settings, limiter: RateLimiter | None = None) -> Back
         max_retry_wait=settings.max_retry_wait,
         backoff=settings.backoff,
         limiter=limiter,
+        fallback_memory=fallback_memory,
     )

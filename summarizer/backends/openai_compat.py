@@ -75,6 +75,7 @@ class OpenAIBackend:
         max_retry_wait: float = 60.0,
         backoff: float = 1.0,
         limiter: RateLimiter | None = None,
+        fallback_memory: Any = None,
     ) -> None:
         from openai import AsyncOpenAI  # heavy import, paid only when a request is made
 
@@ -90,6 +91,9 @@ class OpenAIBackend:
         # max_retries=0: tenacity below is the only retry layer, so attempts never multiply.
         self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
         self._formats: dict[tuple[str, str], dict[str, Any]] = {}
+        # Anything with an int `.value` (shared memory when a run has worker processes): set to 1
+        # once any backend of the run fell back, so that every other one skips json_schema too.
+        self._fallback_memory = fallback_memory
 
     async def aclose(self) -> None:
         await self._client.close()
@@ -118,6 +122,8 @@ class OpenAIBackend:
         return wait_random_exponential(multiplier=self._backoff, max=30)(state)
 
     async def _send_with_fallback(self, request: CompletionRequest) -> Completion:
+        if self._auto and self._fallback_memory is not None and self._fallback_memory.value:
+            self.mode = "json_object"
         mode = self.mode
         try:
             return await self._send(request, mode)
@@ -130,6 +136,8 @@ class OpenAIBackend:
                 raise
         # The server rejected json_schema: remember json_object for the rest of the run.
         self.mode = "json_object"
+        if self._fallback_memory is not None:
+            self._fallback_memory.value = 1
         return await self._send(request, self.mode)
 
     def _format_body(self, request: CompletionRequest, mode: str) -> dict[str, Any]:
