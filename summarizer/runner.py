@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pydantic import BaseModel
 
 from .artifacts import PromptSpec, SchemaSpec
-from .backends.base import Backend, Usage
+from .backends.base import Backend, Completion, CompletionRequest, Usage
 from .cache import Cache, cache_key
 from .chunking import extract_document
 from .documents import Document, load_document
@@ -166,15 +166,20 @@ class RequestGate:
                  spend: Callable[[Usage], None]) -> None:
         self._backend, self._slots, self._may_send, self._spend = backend, slots, may_send, spend
         self._semaphore: asyncio.Semaphore | None = None
+        self._refused = False  # a RunStopper came back: the next request would meet it too
         self.model, self.base_url = backend.model, backend.base_url
 
-    async def complete(self, request: Any) -> Any:
+    async def complete(self, request: CompletionRequest) -> Completion:
         if self._semaphore is None:  # made inside the running loop it belongs to
             self._semaphore = asyncio.Semaphore(self._slots)
         async with self._semaphore:
-            if not self._may_send():
+            if self._refused or not self._may_send():
                 raise NotStarted("the run has stopped")
-            completion = await self._backend.complete(request)
+            try:
+                completion = await self._backend.complete(request)
+            except RunStopper:
+                self._refused = True  # before the slot is free, so that no waiting document sends
+                raise
             self._spend(completion.usage)
             return completion
 
