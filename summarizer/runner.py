@@ -34,6 +34,8 @@ if TYPE_CHECKING:
 OK_STATUSES = frozenset({"ok", "cached"})
 # A document a worker process skipped because the run had stopped: not recorded anywhere.
 NOT_STARTED = "not_started"
+# Envelope keys that say when and how this run produced a result, not what the result is.
+_RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
 # Statuses --retry-failed picks up again.
 RETRY_STATUSES = frozenset({"invalid", "refused", "truncated", "failed", "deferred"})
 
@@ -328,7 +330,9 @@ class Runner:
             envelope = self._envelope(document, entry, cached, usage, checks)
             path = path or self._output_path(item)
             if cached:
-                write_json(path, envelope)  # nothing waits on the loop meanwhile: a thread would only cost
+                # Nothing waits on the loop meanwhile, so no thread; an output that already says
+                # the same (an earlier run's, but for when and whether it came from the cache) stays.
+                write_json(path, envelope, keep_if_same_but=_RUN_STAMPS)
             else:
                 # Creating a file can block on the filesystem journal; other documents' requests
                 # are in flight on this loop, so the write goes to a thread.

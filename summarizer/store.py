@@ -8,7 +8,7 @@ import os
 import re
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
@@ -37,10 +37,28 @@ def atomic_writer(path: Path) -> Iterator[IO[str]]:
         raise
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Atomically write UTF-8 JSON on one line (pipe through `jq .` to read it)."""
+def write_json(path: Path, data: dict[str, Any], keep_if_same_but: Collection[str] = ()) -> bool:
+    """Atomically write UTF-8 JSON on one line (pipe through `jq .` to read it); True if written.
+
+    With keep_if_same_but, an existing file that already says the same except for those
+    top-level keys is left as it is: a re-run served from the cache rewrites nothing.
+    """
+    if keep_if_same_but and _same_but(path, data, keep_if_same_but):
+        return False
     # Compact on purpose: indent= switches json to its pure-Python encoder (~0.3 ms per document).
     atomic_write_text(path, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
+    return True
+
+
+def _same_but(path: Path, data: dict[str, Any], keys: Collection[str]) -> bool:
+    # Reading a small file costs far less than replacing it (~0.6 ms per file on some filesystems).
+    try:
+        old = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    if not isinstance(old, dict):
+        return False
+    return {k: v for k, v in old.items() if k not in keys} == {k: v for k, v in data.items() if k not in keys}
 
 
 def output_name(relative: PurePath) -> PurePath:

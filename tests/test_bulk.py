@@ -268,3 +268,18 @@ def _workers_gone(cmd: list[str], timeout: float = 10) -> bool:
         time.sleep(0.05)
     return False
 
+
+
+def test_a_cached_rerun_leaves_unchanged_outputs_alone_and_mends_changed_ones(cli, server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 2)
+    out = tmp_path / "out"
+    assert cli("summarize", docs, "--base-url", server.url, "--out", out).code == 0
+    first = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("doc*.json")}
+    (out / "doc001.json").write_text('{"edited": true}\n')  # not what the run would write
+    again = cli("summarize", docs, "--base-url", server.url, "--out", out)
+    assert again.code == 0 and again.stderr.count("served from cache") == 2
+    assert len(server.requests) == 2  # nothing sent again
+    untouched = out / "doc000.json"
+    assert (untouched.stat().st_mtime_ns, untouched.read_bytes()) == first["doc000.json"]
+    mended = json.loads((out / "doc001.json").read_text())
+    assert mended["cached"] is True and mended["result"]["title"]
