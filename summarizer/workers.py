@@ -127,6 +127,8 @@ class WorkerPool:
         except (EOFError, OSError):
             self._fail_worker(index, f"worker process {index} exited unexpectedly "
                                      f"(exit code {self._procs[index].exitcode}); re-run to continue")
+        except Exception as exc:  # a message that cannot be read: never leave a document waiting forever
+            self._fail_worker(index, f"cannot read from worker process {index} ({type(exc).__name__}: {exc})")
 
     def _fail_worker(self, index: int, message: str) -> None:
         with _suppress():
