@@ -10,6 +10,7 @@ per-document work and share one rate limiter through shared memory.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -249,7 +250,6 @@ def _send(conn: Connection, message: Any) -> None:
         conn.send(message)
 
 
-def _suppress() -> Any:
-    import contextlib
-
-    return contextlib.suppress(OSError, ValueError, BrokenPipeError)
+def _suppress() -> contextlib.suppress:
+    # OSError: the other end is gone; ValueError: this end is already closed.
+    return contextlib.suppress(OSError, ValueError)
