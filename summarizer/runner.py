@@ -26,7 +26,7 @@ from .documents import Document, load_document
 from .errors import InputError, NotStarted, RateLimited, RunStopper, SummarizerError
 from .inputs import STDIN, InputItem
 from .settings import Settings
-from .store import Manifest, output_path, write_json
+from .store import Manifest, OutputPaths, write_json
 
 if TYPE_CHECKING:
     from .workers import WorkerPool
@@ -218,6 +218,7 @@ class Runner:
         self.pool = pool  # when set, worker processes do the per-document work
         self._key_base = spec.key_parts(backend)
         self._taken: dict[Path, int] = {}
+        self._outputs = OutputPaths(spec.settings.out_dir)
         self.report = RunReport(manifest=manifest.path if manifest else None)
         self._spent = Usage()  # per answer, including documents not finished yet
         self.gate = RequestGate(backend, self.request_slots, self._may_send, self._add_spent)
@@ -429,10 +430,10 @@ class Runner:
         }
 
     def _output_path(self, item: InputItem) -> Path:
-        path = output_path(self.spec.settings.out_dir, item.relative)
+        path = self._outputs.for_input(item.relative)
         owner = self._taken.setdefault(path, item.index)
         if owner != item.index:  # two inputs with one name (a/x.txt, b/x.txt given as files)
             digest = hashlib.sha256(item.path.encode()).hexdigest()[:8]
-            path = output_path(self.spec.settings.out_dir, PurePath(item.relative.with_name(
+            path = self._outputs.for_input(PurePath(item.relative.with_name(
                 f"{item.relative.stem}-{digest}{item.relative.suffix}")))
         return path

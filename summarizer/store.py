@@ -12,6 +12,8 @@ from collections.abc import Collection, Iterator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
+from .errors import ConfigError
+
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
 
@@ -70,13 +72,25 @@ def output_name(relative: PurePath) -> PurePath:
     return PurePath(*parts[:-1], stem + ".json")
 
 
-def output_path(out_dir: Path, relative: PurePath) -> Path:
-    """Join safely: the result always lies inside out_dir."""
-    path = (out_dir / output_name(relative)).resolve()
-    root = out_dir.resolve()
-    if root != path and root not in path.parents:  # defence in depth; output_name already strips '..'
-        raise ValueError(f"output path {path} escapes {root}")
-    return path
+class OutputPaths:
+    """Output paths inside out_dir for input paths; each folder is resolved (symlinks followed) once."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self._out_dir = out_dir
+        self._root = out_dir.resolve()
+        self._folders: dict[PurePath, Path] = {}
+
+    def for_input(self, relative: PurePath) -> Path:
+        """Join safely: the result always lies inside out_dir (a file there is replaced, never followed)."""
+        name = output_name(relative)
+        folder = self._folders.get(name.parent)
+        if folder is None:
+            folder = (self._out_dir / name.parent).resolve()
+            if folder != self._root and self._root not in folder.parents:  # a symlinked folder; '..' is gone already
+                raise ConfigError(f"output folder {self._out_dir / name.parent} leads to {folder}, outside "
+                                  f"{self._root}: remove that link or choose another --out")
+            self._folders[name.parent] = folder
+        return folder / name.name
 
 
 class Manifest:

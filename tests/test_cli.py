@@ -231,3 +231,16 @@ def test_run_summary_goes_to_stderr_for_several_documents(cli, server, tmp_path)
     assert result.code == 0
     assert "Run summary" in result.stderr and "Run summary" not in result.stdout
     assert "200 in + 100 out in 2 request(s)" in " ".join(result.stderr.split())
+
+
+def test_an_output_folder_linked_outside_the_output_folder_is_refused(cli, server, tmp_path):
+    docs = tmp_path / "docs"
+    (docs / "sub").mkdir(parents=True)
+    (docs / "sub" / "x.txt").write_text("CATL signed an agreement with the city of Zhaoqing on batteries.")
+    out, elsewhere = tmp_path / "out", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "sub").symlink_to(elsewhere, target_is_directory=True)
+    result = cli("summarize", docs, "--base-url", server.url, "--out", out)
+    assert result.code == 2 and "outside" in result.stderr and "--out" in result.stderr
+    assert not list(elsewhere.iterdir())  # nothing written through the link
