@@ -52,9 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--retries", type=int, help="retries of transient errors per request (default 3)")
     s.add_argument("--max-retry-wait", dest="max_retry_wait", type=float,
                    help="longest Retry-After to wait inline; longer ones defer the document (default 60)")
-    s.add_argument("--concurrency", type=int, help="documents in flight (default 8; local model: 1)")
+    s.add_argument("--concurrency", type=int, help="requests in flight (default 8; local model: 1)")
     s.add_argument("--workers", type=int,
-                   help="processes sharing --concurrency (default: one per 16 in flight, at most one per CPU)")
+                   help="processes sharing --concurrency (default: one per 16 requests in flight, at most one per CPU)")
     s.add_argument("--rpm", type=float, help="requests per minute limit")
     s.add_argument("--tpm", type=float, help="tokens per minute limit")
     s.add_argument("--glob", action="append", dest="globs", metavar="PATTERN",
