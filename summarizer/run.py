@@ -218,7 +218,7 @@ def _want_tables(choice: str, total: int) -> bool:
     return choice == "always" or (choice == "auto" and total <= TABLES_AUTO_LIMIT)
 
 
-def _write_jsonl(path: Path, items: Iterator[InputItem], statuses: dict[int, tuple[str, Path | None]]) -> None:
+def _write_jsonl(path: Path, items: Iterator[InputItem], statuses: dict[int, tuple[str, str | None]]) -> None:
     """One line per input, in input order, whatever order the documents finished in."""
     from .store import atomic_writer
 
@@ -227,7 +227,7 @@ def _write_jsonl(path: Path, items: Iterator[InputItem], statuses: dict[int, tup
             status, output = statuses.get(item.index, ("not_started", None))
             line: dict[str, Any] = {"path": item.path, "status": status}
             if output is not None and status in ("ok", "cached"):
-                line["output"] = json.loads(output.read_text("utf-8"))
+                line["output"] = json.loads(Path(output).read_text("utf-8"))
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 

@@ -111,12 +111,14 @@ class RunReport:
     stop_class: str | None = None
     seconds: float = 0.0
     manifest: Path | None = None
-    statuses: dict[int, tuple[str, Path | None]] = field(default_factory=dict)
+    # index -> (status, output file) for --jsonl: plain strings, the smallest per-document record.
+    statuses: dict[int, tuple[str, str | None]] = field(default_factory=dict)
 
     def add(self, outcome: Outcome) -> None:
         self.counts[outcome.status] = self.counts.get(outcome.status, 0) + 1
         self.usage += outcome.usage
-        self.statuses[outcome.item.index] = (outcome.status, outcome.output_path)
+        output = str(outcome.output_path) if outcome.output_path is not None else None
+        self.statuses[outcome.item.index] = (sys.intern(outcome.status), output)
         if outcome.seconds and outcome.status not in ("cached",):
             self.slowest = sorted([*self.slowest, (outcome.seconds, outcome.item.path)], reverse=True)[:5]
         if outcome.status not in OK_STATUSES:
@@ -217,7 +219,7 @@ class Runner:
         self._clock = clock
         self.pool = pool  # when set, worker processes do the per-document work
         self._key_base = spec.key_parts(backend)
-        self._taken: dict[Path, int] = {}
+        self._taken: dict[str, int] = {}  # output path -> the input that has it
         self._outputs = OutputPaths(spec.settings.out_dir)
         self.report = RunReport(manifest=manifest.path if manifest else None)
         self._spent = Usage()  # per answer, including documents not finished yet
@@ -431,7 +433,7 @@ class Runner:
 
     def _output_path(self, item: InputItem) -> Path:
         path = self._outputs.for_input(item.relative)
-        owner = self._taken.setdefault(path, item.index)
+        owner = self._taken.setdefault(str(path), item.index)
         if owner != item.index:  # two inputs with one name (a/x.txt, b/x.txt given as files)
             digest = hashlib.sha256(item.path.encode()).hexdigest()[:8]
             path = self._outputs.for_input(PurePath(item.relative.with_name(
