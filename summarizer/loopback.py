@@ -12,6 +12,7 @@ import argparse
 import json
 import random
 import socket
+import sys
 import threading
 import time
 from collections import deque
@@ -52,8 +53,6 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer (Ctrl-C, kill -9, a timeout) is what the tests do on purpose.
-        import sys
-
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from summarizer.artifacts import SchemaSpec, load_prompt, load_schema
 from summarizer.backends.base import CompletionRequest
-from summarizer.backends.local import LocalBackend, default_model_path, grammar_schema, link_schema, schema_grammar
+from summarizer.backends.local import LocalBackend, compile_grammar, default_model_path, grammar_schema, link_schema
 from summarizer.loopback import SAMPLE_ARTICLE
 from summarizer.errors import BackendMissing, ConfigError, RequestRejected, RunStopper
 from summarizer.pipeline import extract
@@ -191,12 +191,12 @@ def test_pipeline_extracts_a_valid_result(backend: LocalBackend) -> None:
 def test_built_in_schemas_compile_and_impossible_grammars_stop_the_run(backend: LocalBackend) -> None:
     llama = backend.load()
     for name in ("article", "generic"):
-        grammar = schema_grammar(llama, name, load_schema(name).json_schema)
+        grammar = compile_grammar(llama, name, backend.prepared_schema(load_schema(name)))  # what the backend sends
         assert "\\x00-\\x1F" in grammar  # no raw control characters inside JSON strings
     with pytest.raises(RunStopper, match="into a grammar"):
-        schema_grammar(llama, "odd", {"type": "no-such-type"})
+        compile_grammar(llama, "odd", grammar_schema({"type": "no-such-type"}))
     with pytest.raises(RunStopper, match="too complex"):  # instead of llama.cpp's segfault
-        schema_grammar(llama, "huge", {"type": "string", "pattern": "^a{0,1500}$"})
+        compile_grammar(llama, "huge", grammar_schema({"type": "string", "pattern": "^a{0,1500}$"}))
 
 
 @pytest.mark.model

@@ -266,15 +266,10 @@ class LocalBackend:
         return grammar
 
 
-def schema_grammar(llama: Any, schema_id: str, schema: dict[str, Any], small: bool = False) -> str:
-    """The GBNF grammar for a JSON Schema, checked once so that llama.cpp can parse it."""
-    # Converting here instead of passing response_format: llama-cpp-python silently falls back to
-    # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
-    return compile_grammar(llama, schema_id, grammar_schema(schema, small))
-
-
 def compile_grammar(llama: Any, schema_id: str, prepared: dict[str, Any]) -> str:
     """GBNF for an already prepared (capped) JSON Schema, checked once so that llama.cpp can parse it."""
+    # Converting here instead of passing response_format: llama-cpp-python silently falls back to
+    # "any JSON" when it cannot convert a schema, and llama.cpp segfaults on a grammar it rejects.
     import llama_cpp
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
