@@ -7,6 +7,8 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
+from summarizer.traits import English, Key, LinksTo, SourceLanguage, Summary, Title, Verbatim
+
 from ._common import LANGUAGE_ENUM, check_language_code, count_sentences, drop_repeats_in, fold, reject_duplicates
 
 
@@ -14,8 +16,8 @@ from ._common import LANGUAGE_ENUM, check_language_code, count_sentences, drop_r
 class Organization(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=120, description="The organization's name in English.")
-    name_original: str = Field(
+    name: Annotated[str, English(), Key()] = Field(min_length=1, max_length=120, description="The organization's name in English.")
+    name_original: Annotated[str, Verbatim()] = Field(
         min_length=1,
         max_length=200,
         description="The name exactly as written in the source text, in the source's language and script.",
@@ -26,18 +28,18 @@ class Organization(BaseModel):
     role: Literal["party", "mentioned"] = Field(
         description="'party' if it signed or entered the agreement, otherwise 'mentioned'."
     )
-    country: str | None = Field(max_length=100, description="Country in English, or null if unknown.")
+    country: Annotated[str | None, English()] = Field(max_length=100, description="Country in English, or null if unknown.")
 
 
 class Person(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=120, description="The person's name in English (Latin script).")
-    name_original: str = Field(
+    name: Annotated[str, English(), Key()] = Field(min_length=1, max_length=120, description="The person's name in English (Latin script).")
+    name_original: Annotated[str, Verbatim()] = Field(
         min_length=1, max_length=200, description="The name exactly as written in the source text."
     )
-    title: str | None = Field(max_length=200, description="Job title or function in English, or null.")
-    organization: str | None = Field(
+    title: Annotated[str | None, English()] = Field(max_length=200, description="Job title or function in English, or null.")
+    organization: Annotated[str | None, English()] = Field(
         max_length=200, description="English name of the organization the person speaks for, or null."
     )
 
@@ -48,7 +50,7 @@ class SignedOn(BaseModel):
     year: int | None = Field(ge=1900, le=2100, description="Year the agreement was signed, or null if not stated.")
     month: int | None = Field(ge=1, le=12, description="Month (1-12), or null if not stated.")
     day: int | None = Field(ge=1, le=31, description="Day of the month, or null if not stated.")
-    as_written: str = Field(
+    as_written: Annotated[str, Verbatim()] = Field(
         min_length=1, max_length=100, description="The date exactly as written in the source text."
     )
 
@@ -69,18 +71,18 @@ class SignedOn(BaseModel):
 class Agreement(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(
+    kind: Annotated[str, English()] = Field(
         min_length=1, max_length=120,
         description="Kind of agreement in English, e.g. 'strategic cooperation agreement'.",
     )
-    parties: list[Annotated[str, StringConstraints(min_length=1, max_length=120)]] = Field(
+    parties: list[Annotated[str, StringConstraints(min_length=1, max_length=120), LinksTo("organizations[].name")]] = Field(
         min_length=1, max_length=5,
         description="English names of the parties; each must be the 'name' of an entry in organizations.",
     )
     signed_on: SignedOn | None = Field(description="When it was signed, or null if the text does not say.")
-    place: str | None = Field(max_length=200, description="Where it was signed, in English, or null.")
+    place: Annotated[str | None, English()] = Field(max_length=200, description="Where it was signed, in English, or null.")
     term_years: int | None = Field(ge=1, le=100, description="Duration in years if stated, else null.")
-    areas: list[Annotated[str, StringConstraints(min_length=1, max_length=100)]] = Field(
+    areas: list[Annotated[str, StringConstraints(min_length=1, max_length=100), English()]] = Field(
         max_length=8, description="Areas of cooperation in English, short noun phrases."
     )
 
@@ -99,8 +101,8 @@ class Agreement(BaseModel):
 class KeyFigure(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    value: str = Field(min_length=1, max_length=100, description="The number exactly as written in the source.")
-    meaning: str = Field(min_length=1, max_length=200, description="What the number measures, in English.")
+    value: Annotated[str, Verbatim()] = Field(min_length=1, max_length=100, description="The number exactly as written in the source.")
+    meaning: Annotated[str, English()] = Field(min_length=1, max_length=200, description="What the number measures, in English.")
 
 
 class Article(BaseModel):
@@ -115,12 +117,12 @@ class Article(BaseModel):
 
     model_config = ConfigDict(extra="forbid", title="Article")
 
-    title: str = Field(min_length=1, max_length=200, description="A short headline in English.")
-    summary: str = Field(
+    title: Annotated[str, Title(), English()] = Field(min_length=1, max_length=200, description="A short headline in English.")
+    summary: Annotated[str, Summary(), English()] = Field(
         min_length=20, max_length=1000,
         description="2 to 5 sentences in English, even when the source is in another language.",
     )
-    source_language: str = Field(
+    source_language: Annotated[str, SourceLanguage()] = Field(
         pattern=r"^[a-z]{2}$", json_schema_extra=LANGUAGE_ENUM,
         description="ISO 639-1 code of the source text's language, e.g. 'ru', 'de', 'pt'.",
     )
@@ -132,7 +134,7 @@ class Article(BaseModel):
     key_figures: list[KeyFigure] = Field(
         max_length=10, description="Important numbers (amounts, counts, capacities) as written in the text."
     )
-    topics: list[Annotated[str, StringConstraints(min_length=1, max_length=60)]] = Field(
+    topics: list[Annotated[str, StringConstraints(min_length=1, max_length=60), English()]] = Field(
         max_length=6, description="A few English topic keywords."
     )
 

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from .errors import ConfigError
+from .traits import SchemaTraits, traits_of
 
 
 def canonical_json(data: Any) -> str:
@@ -49,6 +50,11 @@ class SchemaSpec:
     @cached_property
     def sha256(self) -> str:
         return sha256_text(canonical_json(self.json_schema))
+
+    @cached_property
+    def traits(self) -> SchemaTraits:
+        """What the schema declares about its fields (verbatim, English, title, links...)."""
+        return traits_of(self.model)
 
     @cached_property
     def strict(self) -> bool:
