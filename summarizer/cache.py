@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Mapping
@@ -10,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import canonical_json, sha256_text
-from .errors import ConfigError
+from .errors import ConfigError, OutputUnwritable
 
 _OPEN_ATTEMPTS = 100  # x 0.1 s, on top of SQLite's own busy timeout
 _SCHEMA = "CREATE TABLE IF NOT EXISTS results (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL)"
@@ -21,16 +22,32 @@ def cache_key(parts: Mapping[str, Any]) -> str:
     return sha256_text(canonical_json(dict(parts)))
 
 
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    """True for "database is locked/busy" (wait and retry), not for read-only or disk full."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 class Cache:
     """One SQLite file shared safely by concurrent processes; a corrupt file is moved aside."""
 
     def __init__(self, directory: Path, warn: Callable[[str], None] = lambda message: None) -> None:
         self.path = directory / "cache.sqlite3"
         self._warn = warn
-        directory.mkdir(parents=True, exist_ok=True)
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"cannot create the cache folder {directory}: {exc.strerror or exc} "
+                              "(use --cache-dir elsewhere, or --no-cache)") from exc
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ConfigError(f"the cache folder {directory} is not writable: use --cache-dir elsewhere, "
+                              "fix its permissions, or run with --no-cache")
         try:
             self._db = self._open_when_free()
         except sqlite3.OperationalError as exc:  # still locked after retrying: not corruption
+            if not _busy(exc):
+                raise ConfigError(f"cannot open the cache at {self.path}: {exc} (use --cache-dir elsewhere, "
+                                  "or --no-cache)") from exc
             raise ConfigError(f"the cache at {self.path} is busy ({exc}): retry, or use --cache-dir") from exc
         except sqlite3.DatabaseError as exc:
             aside = self.path.with_name(f"cache.sqlite3.corrupt-{int(time.time())}")
@@ -46,7 +63,9 @@ class Cache:
         for _ in range(_OPEN_ATTEMPTS - 1):
             try:
                 return self._open()
-            except sqlite3.OperationalError:
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc):
+                    raise  # read-only, no space, cannot open: waiting does not help
                 time.sleep(0.1)
         return self._open()
 
@@ -78,10 +97,16 @@ class Cache:
 
     def put(self, key: str, value: Mapping[str, Any]) -> None:
         """Store a validated entry; the first writer of a key wins."""
-        self._db.execute(
-            "INSERT OR IGNORE INTO results (key, value, created) VALUES (?, ?, ?)",
-            (key, json.dumps(value, ensure_ascii=False), time.time()),
-        )
+        try:
+            self._db.execute(
+                "INSERT OR IGNORE INTO results (key, value, created) VALUES (?, ?, ?)",
+                (key, json.dumps(value, ensure_ascii=False), time.time()),
+            )
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise
+            raise OutputUnwritable(f"cannot write the cache at {self.path}: {exc} (free space or fix its "
+                                   "permissions, or use --no-cache; then re-run the same command)") from exc
 
     def integrity_ok(self) -> bool:
         """True when SQLite's full integrity check passes."""

@@ -1,77 +1,135 @@
-"""The `summarizer` command: parse flags, build Settings, run, print, and pick the exit code.
+"""The `summarizer` command: parse flags, build Settings, run, and pick the exit code.
 
-Exit codes: 0 every document ok, 1 one or more documents failed, 2 usage or configuration error
-(also: the run stopped on a bad key or exhausted quota). Heavy modules are imported lazily so that
-`summarizer --help` starts fast.
+Exit codes (here and nowhere else): 0 every document ok; 1 one or more documents not ok
+(failed, invalid, flagged unless --allow-flagged...) or the run stopped on its budget;
+2 usage or configuration error, or a stop that no document could get past (bad key,
+exhausted quota, unknown model, unreachable server, unwritable output folder). Heavy modules
+are imported lazily so that `summarizer --help` starts fast.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from . import __version__
 from .errors import ConfigError, RunStopper, SummarizerError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SUMMARIZE_EXAMPLES = """\
+examples:
+  summarizer summarize seeds/                          every file in a folder (embedded model offline)
+  summarizer summarize report.pdf --json | jq .result  one file, JSON on stdout
+  OPENAI_API_KEY=sk-... summarizer summarize corpus/ --glob '*.txt' --concurrency 32 --rpm 500
+  summarizer summarize docs/ --base-url http://localhost:11434/v1 --model qwen2.5:7b
+  summarizer summarize notes/ --schema my_schema.py:Meeting
+"""
+
+TOP_EXAMPLES = """\
+examples:
+  summarizer summarize seeds/             summarize documents into outputs/*.json
+  summarizer report outputs/ --format html -o report.html
+  summarizer eval bench/seeds.gold.json outputs/
+  summarizer schema article               the JSON Schema the model fills
+
+Run 'summarizer COMMAND --help' for a command's options.
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that suggests the nearest command or flag for a typo, and exits 2."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = self._suggestion(message)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n")
+
+    def _suggestion(self, message: str) -> str:
+        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
+        for action in self._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                known += list(action.choices)
+        words = message.replace("'", " ").replace(",", " ").split()
+        for word in words:
+            if word.startswith("-") or "invalid choice" in message:
+                close = difflib.get_close_matches(word, known, n=1, cutoff=0.75)
+                if close and close[0] != word:
+                    return f" (did you mean {close[0]}?)"
+        return ""
 
 
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands and flags; defaults live in Settings, not here (None = not given)."""
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="summarizer",
         description="Summarize documents in any language into validated English JSON with an LLM.",
+        epilog=TOP_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"summarizer {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
 
     s = sub.add_parser("summarize", help="summarize files or folders into outputs/*.json",
-                       description="Summarize each document into a validated JSON output and a table.")
+                       description="Summarize each document into a validated JSON output and a table. Every "
+                                   "option can also come from SUMMARIZER_<NAME> or the config file.",
+                       epilog=SUMMARIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("paths", nargs="*", metavar="PATH", help="files or folders ('-' reads standard input)")
-    s.add_argument("--schema", help="built-in schema (article, generic) or path/to/file.py:Model")
-    s.add_argument("--backend", choices=["auto", "openai", "local"],
+    g = s.add_argument_group("model")
+    g.add_argument("--schema", help="built-in schema (article, generic) or path/to/file.py:Model")
+    g.add_argument("--backend", choices=["auto", "openai", "local"],
                    help="auto (default): OpenAI-compatible if a key or base URL is set, else the local model")
-    s.add_argument("--model", help="model name (default gpt-4o-mini; env SUMMARIZER_MODEL)")
-    s.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
-    s.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
-    s.add_argument("--mode", choices=["auto", "json_schema", "json_object", "tools"],
+    g.add_argument("--model", help="model name (default gpt-4o-mini; env SUMMARIZER_MODEL)")
+    g.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
+    g.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
+    g.add_argument("--mode", choices=["auto", "json_schema", "json_object", "tools"],
                    help="how the schema is sent; auto tries json_schema and falls back to json_object")
-    s.add_argument("--out", dest="out_dir", help="output folder (default outputs/)")
-    s.add_argument("--json", dest="json_output", action="store_true", default=None,
-                   help="print output documents as JSON on stdout instead of tables")
-    s.add_argument("--no-cache", dest="use_cache", action="store_false", default=None, help="bypass the cache")
-    s.add_argument("--cache-dir", dest="cache_dir", help="cache folder (env SUMMARIZER_CACHE_DIR)")
-    s.add_argument("--max-reasks", dest="max_reasks", type=int, help="re-asks after an invalid answer (default 2)")
-    s.add_argument("--max-tokens", dest="max_tokens", type=int, help="output token budget per request (default 2048; local model 1024)")
-    s.add_argument("--temperature", type=float)
-    s.add_argument("--timeout", type=float, help="seconds per request (default 60)")
-    s.add_argument("--retries", type=int, help="retries of transient errors per request (default 3)")
-    s.add_argument("--max-retry-wait", dest="max_retry_wait", type=float,
+    g.add_argument("--max-reasks", dest="max_reasks", type=int, help="re-asks after an invalid answer (default 2)")
+    g.add_argument("--max-tokens", dest="max_tokens", type=int,
+                   help="output token budget per request (default 2048; local model 1024)")
+    g.add_argument("--temperature", type=float, help="sampling temperature, 0 to 2 (default 0: most repeatable)")
+    g.add_argument("--strict", action="store_true", default=None,
+                   help="re-ask, then fail, when a grounding check fails")
+    g = s.add_argument_group("requests and limits")
+    g.add_argument("--timeout", type=float, help="seconds per request, connect to last byte (default 60)")
+    g.add_argument("--retries", type=int, help="retries of transient errors per request (default 3)")
+    g.add_argument("--max-retry-wait", dest="max_retry_wait", type=float,
                    help="longest Retry-After to wait inline; longer ones defer the document (default 60)")
-    s.add_argument("--concurrency", type=int, help="requests in flight (default 8; local model: 1)")
-    s.add_argument("--workers", type=int,
+    g.add_argument("--concurrency", type=int, help="requests in flight (default 8; local model: 1)")
+    g.add_argument("--workers", type=int,
                    help="processes sharing --concurrency (default: one per 16 requests in flight, at most one per CPU)")
-    s.add_argument("--rpm", type=float, help="requests per minute limit")
-    s.add_argument("--tpm", type=float, help="tokens per minute limit")
-    s.add_argument("--glob", action="append", dest="globs", metavar="PATTERN",
+    g.add_argument("--rpm", type=float, help="requests per minute limit")
+    g.add_argument("--tpm", type=float, help="tokens per minute limit")
+    g.add_argument("--max-cost", dest="max_cost", type=float, help="stop once this many USD are spent (est.)")
+    g.add_argument("--max-tokens-total", dest="max_tokens_total", type=int, help="stop once this many tokens are used")
+    g.add_argument("--max-doc-chars", dest="max_doc_chars", type=int,
+                   help="longer documents get status too_large (default 5,000,000)")
+    g.add_argument("--dry-run", dest="dry_run", action="store_true", default=None,
+                   help="estimate requests, tokens and cost only")
+    g = s.add_argument_group("inputs")
+    g.add_argument("--glob", action="append", dest="globs", metavar="PATTERN",
                    help="file name pattern inside folders (repeatable; default all non-hidden files)")
-    s.add_argument("--from-list", dest="from_list", metavar="FILE", help="read paths from FILE, one per line")
-    s.add_argument("--retry-failed", dest="retry_failed", action="store_true",
+    g.add_argument("--from-list", dest="from_list", metavar="FILE", help="read paths from FILE, one per line")
+    g.add_argument("--retry-failed", dest="retry_failed", action="store_true", default=None,
                    help="re-run only the documents that failed in the last run (from its manifest)")
-    s.add_argument("--jsonl", metavar="FILE", help="also write all results, in input order, to FILE")
-    s.add_argument("--dry-run", dest="dry_run", action="store_true", help="estimate requests, tokens and cost only")
-    s.add_argument("--max-cost", dest="max_cost", type=float, help="stop once this many USD are spent (est.)")
-    s.add_argument("--max-tokens-total", dest="max_tokens_total", type=int, help="stop once this many tokens are used")
-    s.add_argument("--strict", action="store_true", default=None, help="re-ask, then fail, when a grounding check fails")
-    s.add_argument("--tables", choices=["auto", "always", "never"], default="auto",
+    g = s.add_argument_group("outputs")
+    g.add_argument("--out", dest="out_dir", help="output folder (default outputs/)")
+    g.add_argument("--json", dest="json_output", action="store_true", default=None,
+                   help="print output documents as JSON on stdout instead of tables")
+    g.add_argument("--jsonl", metavar="FILE", help="also write all results, in input order, to FILE")
+    g.add_argument("--tables", choices=["auto", "always", "never"],
                    help="per-document tables (auto: when at most 20 documents)")
-    s.add_argument("--config", type=Path, help="TOML config file (default ~/.config/summarizer/config.toml)")
-    s.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress or notes on stderr")
-    s.add_argument("-v", "--verbose", action="store_true", default=None, help="more detail on stderr")
+    g.add_argument("--allow-flagged", dest="allow_flagged", action="store_true", default=None,
+                   help="exit 0 even when some documents are flagged (facts not found in the source)")
+    g.add_argument("--no-cache", dest="use_cache", action="store_false", default=None, help="bypass the cache")
+    g.add_argument("--cache-dir", dest="cache_dir", help="cache folder (env SUMMARIZER_CACHE_DIR)")
+    g.add_argument("--config", type=Path, help="TOML config file (default ~/.config/summarizer/config.toml)")
+    g.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress or notes on stderr")
+    g.add_argument("-v", "--verbose", action="store_true", default=None, help="more detail on stderr")
 
     c = sub.add_parser("schema", help="print the JSON Schema the model is asked to fill")
     c.add_argument("name", nargs="?", default="article", help="schema name or path/to/file.py:Model")
@@ -87,23 +145,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_SETTINGS_FLAGS = (
-    "schema", "backend", "model", "base_url", "model_path", "mode", "out_dir", "json_output", "use_cache",
-    "cache_dir", "max_reasks", "max_tokens", "temperature", "timeout", "retries", "max_retry_wait",
-    "concurrency", "workers", "rpm", "tpm", "strict", "quiet", "verbose",
-)
+# Flags that are not settings: positional paths, the subcommand, the config file itself.
+_NOT_SETTINGS = {"command", "paths", "config"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse's usage errors and --help
+        return int(exc.code) if isinstance(exc.code, int) else EXIT_USAGE
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     try:
         if args.command == "summarize":
-            return _summarize(args, parser)
+            return _summarize(args)
         if args.command == "schema":
             return _schema(args)
         if args.command == "report":
@@ -114,21 +172,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .evaluate import run_eval
 
             return run_eval(args.gold, args.outputs)
-    except (ConfigError, RunStopper) as exc:
-        _fail(f"error: {exc}")
-        return EXIT_USAGE
     except SummarizerError as exc:
         _fail(f"error: {exc}")
-        return EXIT_FAILED
+        return exit_code_for(type(exc))
     except KeyboardInterrupt:
         _fail("interrupted: finished documents are kept; run the same command again to continue")
-        return 130
+        return EXIT_INTERRUPTED
     except Exception as exc:  # the last line of defence: a message, not a traceback
         if os.environ.get("SUMMARIZER_DEBUG") == "1":
             raise
         _fail(f"internal error: {type(exc).__name__}: {exc} (set SUMMARIZER_DEBUG=1 for a traceback)")
         return EXIT_FAILED
     return EXIT_USAGE
+
+
+def exit_code_for(error: type[BaseException]) -> int:
+    """The exit code of an error class: 2 for what the user must fix before anything can work."""
+    return EXIT_USAGE if issubclass(error, (ConfigError, RunStopper)) else EXIT_FAILED
 
 
 def _fail(message: str) -> None:
@@ -148,14 +208,22 @@ def _schema(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _summarize(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+def _summarize(args: argparse.Namespace) -> int:
     from .settings import build_settings
 
-    flags: dict[str, Any] = {name: getattr(args, name) for name in _SETTINGS_FLAGS}
+    flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    if flags.get("globs") is not None:
+        flags["globs"] = tuple(flags["globs"])
     settings = build_settings(flags, os.environ, args.config)
     from . import run
 
-    return run.summarize(settings, args)
+    report = run.summarize(settings, list(args.paths))
+    if report is None:  # --dry-run
+        return EXIT_OK
+    if report.stop is not None and exit_code_for(report.stop) == EXIT_USAGE:
+        return EXIT_USAGE
+    not_ok = report.failed - (report.flagged if settings.allow_flagged else 0)
+    return EXIT_FAILED if not_ok or report.stopped else EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -4,20 +4,23 @@ SummarizerError
 ├── ConfigError            bad flags, environment or config file        -> exit 2
 ├── InputError             a document cannot be read as text            -> per-document status
 │   ├── EmptyDocument
-│   └── NotTextDocument
+│   ├── NotTextDocument
+│   └── TooLarge           longer than --max-doc-chars
+├── RunStopper             nothing else in the run can succeed: it stops, finished work kept -> exit 2
+│   ├── AuthError          401/403 (also a BackendError)
+│   ├── QuotaExhausted     429 whose body says the quota is used up (also a BackendError)
+│   ├── BackendMissing     the optional local backend is not installed (also a ConfigError)
+│   └── OutputUnwritable   an output, manifest or cache write failed (disk full, read-only folder)
 ├── BackendError           the model server or local model failed
 │   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
 │   │   └── RateLimited    429 with an optional Retry-After
-│   ├── RequestRejected    400/404/422: retrying the same request cannot help
-│   ├── RunStopper         nothing else in the run can succeed             -> exit 2
-│   │   ├── AuthError      401/403
-│   │   └── QuotaExhausted 429 whose body says the quota is used up
-│   └── BackendMissing     the optional local backend is not installed      -> exit 2
+│   └── RequestRejected    400/404/422: retrying the same request cannot help
 ├── ExtractionError        the model answered, but not with a usable result
 │   ├── Refused            refusal or content filter
 │   ├── Truncated          finish_reason == "length" after the bigger budget
 │   └── InvalidAnswer      still invalid after the allowed re-asks
 ├── WorkerFailed           a worker process died or hit a bug; the run ends -> exit 1
+├── BudgetReached          --max-cost / --max-tokens-total spent; the run stops -> exit 1
 └── NotStarted             the run stopped before this document's request went out (not recorded)
 
 Only the CLI turns these into exit codes; messages name the problem and the fix.
@@ -54,6 +57,12 @@ class NotTextDocument(InputError):
     status = "not_text"
 
 
+class TooLarge(InputError):
+    """The document is longer than --max-doc-chars."""
+
+    status = "too_large"
+
+
 class BackendError(SummarizerError):
     """The model server or local model failed to answer."""
 
@@ -78,15 +87,19 @@ class RequestRejected(BackendError):
         self.status_code = status_code
 
 
-class RunStopper(BackendError):
+class RunStopper(SummarizerError):
     """An error after which no other document can succeed either."""
 
 
-class AuthError(RunStopper):
+class OutputUnwritable(RunStopper):
+    """An output file, the manifest or the cache cannot be written (disk full, read-only folder)."""
+
+
+class AuthError(RunStopper, BackendError):
     """The server refused the credentials (401/403)."""
 
 
-class QuotaExhausted(RunStopper):
+class QuotaExhausted(RunStopper, BackendError):
     """The account has no quota left (429 with insufficient_quota)."""
 
 
@@ -123,6 +136,10 @@ class InvalidAnswer(ExtractionError):
 
 class WorkerFailed(SummarizerError):
     """A worker process of a bulk run died or hit a bug; finished documents are kept."""
+
+
+class BudgetReached(SummarizerError):
+    """--max-cost or --max-tokens-total was spent: the run stops, finished documents are kept."""
 
 
 class NotStarted(SummarizerError):

@@ -23,6 +23,16 @@ class InputItem:
     path: str  # as the user will recognise it; "-" for stdin
     relative: PurePath  # output name is derived from this, never from model output
     problem: str | None = None  # set when the path cannot be a document (missing, loop...)
+    stream: bool = False  # a pipe the user named (`<(curl ...)`): read to its end, in a thread
+
+
+def display_path(path: str) -> str:
+    """A path as printable UTF-8: bytes that are not UTF-8 (lone surrogates here) become \\xNN."""
+    try:
+        path.encode("utf-8")
+        return path
+    except UnicodeEncodeError:
+        return path.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def iter_inputs(
@@ -48,8 +58,15 @@ def iter_inputs(
                 yield InputItem(index, str(file), relative, file_problem)
                 index += 1
             continue
-        yield InputItem(index, raw, PurePath(path.name or "document"), problem)
+        yield InputItem(index, raw, PurePath(path.name or "document"), problem, stream=problem is None and _is_pipe(path))
         index += 1
+
+
+def _is_pipe(path: Path) -> bool:
+    try:
+        return stat.S_ISFIFO(path.stat().st_mode)
+    except OSError:
+        return False
 
 
 def _real(path: Path) -> str:

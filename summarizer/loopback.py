@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import random
 import socket
 import sys
@@ -85,8 +86,47 @@ Responder = Callable[[dict[str, Any]], Reply]
 
 
 def canned_responder(request: dict[str, Any]) -> Reply:
-    """Answer every request with the sample article."""
-    return Reply.json(SAMPLE_ARTICLE)
+    """Answer with `sample_answer` for the document sent."""
+    return Reply.json(sample_answer(request))
+
+
+def sample_answer(request: dict[str, Any]) -> dict[str, Any]:
+    """The sample article when the document supports its facts, else an article that claims none.
+
+    A fake server that invented facts would make every test document `flagged`; this one answers
+    like a careful model: the facts it copies stand in the document it was sent.
+    """
+    text = _document_text(request)
+    originals = [o["name_original"] for o in SAMPLE_ARTICLE["organizations"]]
+    if all(name in text for name in originals):
+        return SAMPLE_ARTICLE
+    return {
+        **SAMPLE_ARTICLE, "organizations": [], "people": [], "agreement": None, "key_figures": [],
+        "title": "A document summarized by the loopback test server",
+        "summary": "The loopback test server read this document. It names no facts the document does not state.",
+        "source_language": _language(text),
+    }
+
+
+def _document_text(request: dict[str, Any]) -> str:
+    """The document inside the last user message (between its <<<... boundary lines), or all of it."""
+    messages = request.get("messages") or []
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    content = str(users[0].get("content") or "") if users else ""
+    match = re.search(r"^<<<[A-Z]+ (\w+)>>>\n(.*)\n<<<END \1>>>", content, re.S | re.M)
+    return match.group(2) if match else content
+
+
+def _language(text: str) -> str:
+    """The document's language by CLD2 (as the tool's own checks detect it), English if unsure."""
+    try:
+        import pycld2
+
+        _, _, details = pycld2.detect(text.encode("utf-8", "replace"))[:3]
+        code = str(details[0][1]).split("-")[0].lower()
+    except Exception:  # an odd text: the detector's verdict does not matter to a fake server
+        return "en"
+    return code if len(code) == 2 and code != "un" else "en"
 
 
 @dataclass

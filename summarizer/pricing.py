@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .backends.base import Usage
+from dataclasses import dataclass
+
+from .usage import Usage
 
 # Checked against the providers' price pages when written; unknown models get no estimate.
 PRICES: dict[str, tuple[float, float]] = {
@@ -14,9 +16,9 @@ PRICES: dict[str, tuple[float, float]] = {
 }
 
 
-def price_of(model: str, backend: str) -> tuple[float, float] | None:
-    """(input, output) price per million tokens; local models cost nothing."""
-    if backend == "local":
+def price_of(model: str, paid: bool = True) -> tuple[float, float] | None:
+    """(input, output) price per million tokens; a model run on this machine costs nothing."""
+    if not paid:
         return (0.0, 0.0)
     return PRICES.get(model)
 
@@ -24,3 +26,19 @@ def price_of(model: str, backend: str) -> tuple[float, float] | None:
 def cost(usage: Usage, price: tuple[float, float]) -> float:
     """Estimated USD for this much usage."""
     return usage.prompt_tokens / 1e6 * price[0] + usage.completion_tokens / 1e6 * price[1]
+
+
+@dataclass(frozen=True)
+class Budget:
+    """--max-tokens-total and --max-cost: the reason to stop once spent, else None."""
+
+    max_tokens_total: int | None = None
+    max_cost: float | None = None
+    price: tuple[float, float] | None = None
+
+    def reached(self, usage: Usage) -> str | None:
+        if self.max_tokens_total is not None and usage.total_tokens >= self.max_tokens_total:
+            return f"token budget of {self.max_tokens_total} reached"
+        if self.max_cost is not None and self.price is not None and cost(usage, self.price) >= self.max_cost:
+            return f"cost budget of ${self.max_cost} reached"
+        return None

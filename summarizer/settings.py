@@ -1,36 +1,185 @@
-"""One frozen Settings object, built once from flags > environment > config file > defaults."""
+"""One frozen Settings object, built once from flags > environment > config file > defaults.
+
+Every option, run options included, has one name: the flag `--max-cost` is the setting
+`max_cost`, the environment variable `SUMMARIZER_MAX_COST` and the config key `max_cost` (or
+`max-cost`). Values are validated by pydantic: a wrong type is an error naming where the value
+came from, never a guess.
+
+Why not pydantic-settings: its errors cannot say which source (flag, variable, file) a bad value
+came from, and naming that is the point of the message; the merge itself is a dozen lines.
+"""
 
 from __future__ import annotations
 
-import dataclasses
+import math
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from .errors import ConfigError
 
-DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+BACKENDS = ("auto", "openai", "local")
+MODES = ("auto", "json_schema", "json_object", "tools")
+ENGINES = ("local",)
+TABLES = ("auto", "always", "never")
 
-# Environment variable -> settings field.
-ENVIRONMENT = {
-    "OPENAI_API_KEY": "api_key",
-    "OPENAI_BASE_URL": "base_url",
-    "SUMMARIZER_MODEL": "model",
-    "SUMMARIZER_BACKEND": "backend",
-    "SUMMARIZER_MODEL_PATH": "model_path",
-    "SUMMARIZER_MODE": "mode",
-    "SUMMARIZER_SCHEMA": "schema",
-    "SUMMARIZER_OUT": "out_dir",
-    "SUMMARIZER_CACHE_DIR": "cache_dir",
-    "SUMMARIZER_CONCURRENCY": "concurrency",
-    "SUMMARIZER_WORKERS": "workers",
-    "SUMMARIZER_RPM": "rpm",
-    "SUMMARIZER_TPM": "tpm",
-    "SUMMARIZER_TIMEOUT": "timeout",
-}
+# Variables with names of their own; every other setting is SUMMARIZER_<NAME>.
+SPECIAL_ENVIRONMENT = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
+# Bounds that keep a typo from allocating gigabytes or waiting for ever.
+MAX_CONCURRENCY = 4096
+MAX_WORKERS = 256
+
+
+def _no_bool(value: Any) -> Any:
+    # TOML `rpm = true` must not become 1.0: a number was meant, and guessing hides the mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, not true/false")
+    return value
+
+
+def _int_only(value: Any) -> Any:
+    # A config `concurrency = 8.7` is a mistake, not 8.
+    value = _no_bool(value)
+    if isinstance(value, float):
+        raise ValueError("expected a whole number")
+    return value
+
+
+def _finite(value: Any) -> Any:
+    value = _no_bool(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return value  # pydantic names the problem
+    if not math.isfinite(number):
+        raise ValueError("expected a finite number, not nan or inf")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_int_only)]
+Num = Annotated[float, BeforeValidator(_finite)]
+
+
+def _bool(value: Any) -> Any:
+    # Environment values are text; config values are TOML booleans.
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off", ""):
+            return False
+        raise ValueError("expected true or false")
+    if isinstance(value, bool):
+        return value
+    raise ValueError("expected true or false")
+
+
+Bool = Annotated[bool, BeforeValidator(_bool)]
+
+
+class Settings(BaseModel):
+    """Everything a run needs to know; passed down, never read from globals."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+    # The model
+    api_key: str | None = Field(default=None, repr=False)
+    base_url: str | None = None
+    model: str | None = None
+    backend: Literal["auto", "openai", "local"] = "auto"
+    model_path: Path | None = None
+    mode: Literal["auto", "json_schema", "json_object", "tools"] = "auto"
+    schema_ref: str = Field(default="article", alias="schema")
+    prompt_dir: Path | None = None
+    # Requests
+    max_reasks: Int = Field(default=2, ge=0, le=10)
+    max_tokens: Int | None = Field(default=None, ge=1, le=1_000_000)  # None: the backend's default
+    temperature: Num = Field(default=0.0, ge=0.0, le=2.0)
+    timeout: Num = Field(default=60.0, gt=0, le=86_400)
+    retries: Int = Field(default=3, ge=0, le=20)
+    max_retry_wait: Num = Field(default=60.0, ge=0, le=86_400)
+    backoff: Num = Field(default=1.0, ge=0, le=600)
+    # Bulk
+    concurrency: Int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
+    workers: Int | None = Field(default=None, ge=1, le=MAX_WORKERS)  # None: one per 16 in flight, up to the CPUs
+    engine: Literal["local"] = "local"
+    rpm: Num | None = Field(default=None, gt=0)
+    tpm: Num | None = Field(default=None, gt=0)
+    max_cost: Num | None = Field(default=None, gt=0)
+    max_tokens_total: Int | None = Field(default=None, ge=1)
+    max_chunk_chars: Int = Field(default=24_000, ge=1_000, le=10_000_000)
+    max_doc_chars: Int = Field(default=5_000_000, ge=1, le=1_000_000_000)
+    n_ctx: Int = Field(default=8192, ge=512, le=1_048_576)
+    # Inputs and outputs
+    out_dir: Path = Path("outputs")
+    cache_dir: Path | None = None
+    use_cache: Bool = True
+    globs: tuple[str, ...] = ("*",)
+    from_list: Path | None = None
+    retry_failed: Bool = False
+    jsonl: Path | None = None
+    dry_run: Bool = False
+    strict: Bool = False
+    allow_flagged: Bool = False
+    tables: Literal["auto", "always", "never"] = "auto"
+    json_output: Bool = False
+    quiet: Bool = False
+    verbose: Bool = False
+
+    @field_validator("out_dir", "cache_dir", "model_path", "from_list", "jsonl", "prompt_dir", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Any:
+        if value is None or isinstance(value, Path):
+            return value
+        if not isinstance(value, str) or not value:
+            raise ValueError("expected a path")
+        return Path(value).expanduser()
+
+    @field_validator("globs", mode="before")
+    @classmethod
+    def _globs(cls, value: Any) -> Any:
+        if isinstance(value, str):  # from the environment: comma-separated
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @property
+    def schema(self) -> str:
+        """The schema reference: a built-in name or path/to/file.py:Model."""
+        return self.schema_ref
+
+    @property
+    def resolved_backend(self) -> str:
+        """openai when a key or base URL is configured (or asked for), local otherwise."""
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if (self.api_key or self.base_url) else "local"
+
+    def check(self) -> Settings:
+        """Raise ConfigError for combinations that cannot work; return self."""
+        if self.resolved_backend == "openai" and not self.api_key and not self.base_url:
+            raise ConfigError(
+                "OPENAI_API_KEY is not set: export it, or pass --base-url for a local OpenAI-compatible "
+                "server, or use --backend local for the embedded model"
+            )
+        return self
+
+
+FIELDS = {name: info for name, info in Settings.model_fields.items()}
+# The name a user writes (flag without dashes, config key) -> the field.
+_NAMES = {("schema" if name == "schema_ref" else name): name for name in FIELDS}
+FLAG_OF = {name: "--" + ("schema" if name == "schema_ref" else name).replace("_", "-") for name in FIELDS}
+FLAG_OF.update({"out_dir": "--out", "json_output": "--json", "use_cache": "--no-cache", "globs": "--glob"})
+
+
+def environment_names() -> dict[str, str]:
+    """Environment variable -> setting name, for every setting."""
+    names = {f"SUMMARIZER_{user.upper()}": user for user in _NAMES if user not in ("api_key", "base_url")}
+    names["SUMMARIZER_OUT"] = "out_dir"
+    return {**names, **SPECIAL_ENVIRONMENT}
 
 
 def default_cache_dir(env: Mapping[str, str]) -> Path:
@@ -47,115 +196,23 @@ def default_config_file(env: Mapping[str, str]) -> Path:
     return Path(base) / "summarizer" / "config.toml"
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything a run needs to know; passed down, never read from globals."""
-
-    api_key: str | None = field(default=None, repr=False)
-    base_url: str | None = None
-    model: str | None = None
-    backend: str = "auto"  # auto | openai | local
-    model_path: Path | None = None
-    mode: str = "auto"  # auto | json_schema | json_object | tools
-    schema: str = "article"
-    out_dir: Path = Path("outputs")
-    cache_dir: Path | None = None
-    use_cache: bool = True
-    max_reasks: int = 2
-    max_tokens: int | None = None  # None: 2048, or 1024 for the local model (a runaway costs less)
-    temperature: float = 0.0
-    timeout: float = 60.0
-    retries: int = 3
-    max_retry_wait: float = 60.0
-    backoff: float = 1.0
-    concurrency: int = 8
-    workers: int | None = None  # processes sharing the concurrency; None: 1 per 16 in flight, up to the CPUs
-    rpm: float | None = None
-    tpm: float | None = None
-    max_chunk_chars: int = 24_000
-    n_ctx: int = 8192
-    strict: bool = False
-    json_output: bool = False
-    quiet: bool = False
-    verbose: bool = False
-
-    @property
-    def resolved_backend(self) -> str:
-        """openai when a key or base URL is configured (or asked for), local otherwise."""
-        if self.backend != "auto":
-            return self.backend
-        return "openai" if (self.api_key or self.base_url) else "local"
-
-    @property
-    def resolved_max_tokens(self) -> int:
-        if self.max_tokens is not None:
-            return self.max_tokens
-        return 1024 if self.resolved_backend == "local" else 2048
-
-    @property
-    def resolved_model(self) -> str:
-        if self.model:
-            return self.model
-        if self.resolved_backend == "local":
-            return Path(self.model_path).name if self.model_path else "SmolLM2-135M-Instruct.Q4_1.gguf"
-        return DEFAULT_OPENAI_MODEL
-
-    def check(self) -> Settings:
-        """Raise ConfigError for combinations that cannot work; return self."""
-        if self.backend not in ("auto", "openai", "local"):
-            raise ConfigError(f"unknown backend {self.backend!r}: use auto, openai or local")
-        if self.mode not in ("auto", "json_schema", "json_object", "tools"):
-            raise ConfigError(f"unknown mode {self.mode!r}: use auto, json_schema, json_object or tools")
-        if self.resolved_backend == "openai" and not self.api_key and not self.base_url:
-            raise ConfigError(
-                "OPENAI_API_KEY is not set: export it, or pass --base-url for a local OpenAI-compatible "
-                "server, or use --backend local for the embedded model"
-            )
-        for flag, value in (("--concurrency", self.concurrency), ("--max-tokens", self.resolved_max_tokens),
-                            ("--workers", 1 if self.workers is None else self.workers)):
-            if value < 1:
-                raise ConfigError(f"{flag} must be at least 1")
-        if self.max_reasks < 0 or self.retries < 0:
-            raise ConfigError("--max-reasks and --retries must be 0 or more")
-        return self
-
-
-def _coerce(name: str, value: Any, origin: str) -> Any:
-    # Environment and config values arrive as text; give them the field's type.
-    kind = {f.name: f.type for f in fields(Settings)}.get(name)
-    if kind is None:
-        raise ConfigError(f"unknown setting {name!r} in {origin}: remove it or check its spelling")
-    if value is None:
-        return None
-    try:
-        if "Path" in str(kind):
-            return Path(str(value)).expanduser()
-        if "bool" in str(kind):
-            if isinstance(value, bool):
-                return value
-            return str(value).strip().lower() in ("1", "true", "yes", "on")
-        if "int" in str(kind) and "float" not in str(kind):
-            return int(value)
-        if "float" in str(kind):
-            return float(value)
-    except ValueError as exc:
-        raise ConfigError(f"setting {name!r} from {origin} has a bad value {value!r}: {exc}") from exc
-    return str(value)
-
-
 def load_config_file(path: Path) -> dict[str, Any]:
     """Read a TOML config file; a missing file is an empty config."""
     try:
-        text = path.read_text("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         return {}
     except OSError as exc:
         raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from exc
     try:
-        data = tomllib.loads(text)
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {path} is not UTF-8 text (byte {exc.start}): save it as UTF-8") from exc
+    try:
+        parsed = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    return {k.replace("-", "_"): v for k, v in parsed.items()}
 
 
 def build_settings(
@@ -167,14 +224,46 @@ def build_settings(
     env = os.environ if env is None else env
     path = config_file or default_config_file(env)
     merged: dict[str, Any] = {}
+    origin: dict[str, str] = {}
+
+    def put(name: str, value: Any, where: str) -> None:
+        field_name = _NAMES.get(name)
+        if field_name is None:
+            raise ConfigError(f"unknown setting {name!r} in {where}: remove it or check its spelling")
+        merged[field_name], origin[field_name] = value, where
+
     for key, value in load_config_file(path).items():
-        merged[key] = _coerce(key, value, str(path))
-    for var, key in ENVIRONMENT.items():
+        put(key, value, f"config file {path}")
+    for var, name in environment_names().items():
         if env.get(var):
-            merged[key] = _coerce(key, env[var], f"${var}")
+            put(name, env[var], f"${var}")
     for key, value in flags.items():
         if value is not None:
-            merged[key] = _coerce(key, value, "the command line")
+            put(key, value, "the command line")
     if merged.get("cache_dir") is None:
         merged["cache_dir"] = default_cache_dir(env)
-    return dataclasses.replace(Settings(), **merged).check()
+    if "schema_ref" in merged:
+        merged["schema"] = merged.pop("schema_ref")
+    try:
+        settings = Settings.model_validate(merged)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, origin)) from None
+    return settings.check()
+
+
+def _describe(error: ValidationError, origin: Mapping[str, str]) -> str:
+    lines = []
+    for item in error.errors(include_url=False):
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        name = "schema_ref" if name == "schema" else name
+        flag = FLAG_OF.get(name, name)
+        where = origin.get(name, "the defaults")
+        value = "(hidden)" if name == "api_key" else repr(item.get("input"))
+        problem = str(item["msg"]).replace("Input should be", "must be").replace("Value error, ", "")
+        if where.startswith("$"):
+            lines.append(f"{where}={value} (the {flag} setting): {problem}")
+        elif where.startswith("config file"):
+            lines.append(f"{name} = {value} in {where} (the {flag} setting): {problem}")
+        else:
+            lines.append(f"{flag} {value} from {where}: {problem}")
+    return "bad setting: " + "; ".join(lines)

@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterator
 from pathlib import Path, PurePath
 from typing import IO, Any
 
-from .errors import ConfigError
+from .errors import ConfigError, OutputUnwritable
 
 _UNSAFE = re.compile(r"[^\w.\-]+", re.UNICODE)
 
@@ -94,20 +94,35 @@ class OutputPaths:
 
 
 class Manifest:
-    """outputs/run-<id>.jsonl: one line per document, flushed as soon as its status is known."""
+    """outputs/run-<id>.jsonl: one line per document, written whole as soon as its status is known."""
 
     def __init__(self, out_dir: Path, run_id: str | None = None) -> None:
-        out_dir.mkdir(parents=True, exist_ok=True)
         self.run_id = run_id or time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
         self.path = out_dir / f"run-{self.run_id}.jsonl"
-        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
+        except OSError as exc:
+            raise ConfigError(f"cannot write to the output folder {out_dir}: {exc.strerror or exc} "
+                              "(choose another --out, or fix its permissions)") from exc
 
     def record(self, entry: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-        self._handle.flush()
+        """Append one line; a write that fails (disk full) leaves no torn line behind."""
+        line = (json.dumps(entry, ensure_ascii=False) + "\n").encode("utf-8", "backslashreplace")
+        before = os.lseek(self._fd, 0, os.SEEK_END)
+        try:
+            written = os.write(self._fd, line)  # one write of the whole line: O_APPEND keeps it in one piece
+            if written != len(line):
+                raise OSError(28, "No space left on device (short write)")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, before)
+            raise OutputUnwritable(f"cannot write the run manifest {self.path}: {exc.strerror or exc} "
+                                   "(free space, then re-run the same command to continue)") from exc
 
     def close(self) -> None:
-        self._handle.close()
+        with contextlib.suppress(OSError):
+            os.close(self._fd)
 
 
 def latest_manifest(out_dir: Path) -> Path | None:

@@ -13,8 +13,7 @@ import pytest
 
 from summarizer.loopback import LoopbackServer
 
-ROOT = Path(__file__).resolve().parent.parent
-SEEDS = ROOT / "seeds"
+from .helpers import ROOT, SEEDS  # noqa: F401  (re-exported for older imports)
 
 
 @pytest.fixture(autouse=True)

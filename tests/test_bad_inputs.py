@@ -203,15 +203,23 @@ def test_16_broken_and_looping_links_given_as_arguments(tmp_path: Path, cli, ser
     (tmp_path / "b").symlink_to("a")
     out = tmp_path / "out"
     result = _summarize(cli, server, out, tmp_path / "broken.txt", tmp_path / "loop.txt", tmp_path / "a",
-                        tmp_path / "missing.txt", tmp_path / "good.txt")
+                        tmp_path / "good.txt")
     assert result.code == 1
     entries = _manifest(out)
     assert entries["good.txt"]["status"] == "ok"
     assert "broken symbolic link" in entries["broken.txt"]["error"]
     assert "symbolic link loop" in entries["loop.txt"]["error"]
     assert "symbolic link loop" in entries["a"]["error"]
-    assert "no such file" in entries["missing.txt"]["error"]
     assert len(server.requests) == 1
+
+
+def test_16_a_missing_path_on_the_command_line_is_a_usage_error(tmp_path: Path, cli, server) -> None:
+    """A typo in a path stops before anything is sent: exit 2, the path named, no manifest."""
+    (tmp_path / "good.txt").write_text(STORY, "utf-8")
+    out = tmp_path / "out"
+    result = _summarize(cli, server, out, tmp_path / "missing.txt", tmp_path / "good.txt")
+    assert result.code == 2 and "no such file or folder" in result.stderr and "missing.txt" in result.stderr
+    assert server.requests == [] and not list(out.glob("run-*.jsonl"))
 
 
 def test_16_ten_thousand_files_each_reported_and_the_run_completes(tmp_path: Path, cli, server) -> None:

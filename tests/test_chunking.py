@@ -15,7 +15,7 @@ from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.openai_compat import OpenAIBackend
 from summarizer.chunking import extract_document, merge_results, split_text
 from summarizer.documents import load_document
-from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply
+from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply, canned_responder
 from summarizer.settings import Settings
 from summarizer.store import latest_manifest, read_manifest
 
@@ -167,7 +167,7 @@ def _chunk_responder(request: dict[str, Any]) -> Reply:
     own = f"Partner {first % 3}"
     return Reply.json({**SAMPLE_ARTICLE, "title": f"Chunk from {first}",
                        "organizations": [_org("CATL" if first % 2 else "catl", "CATL", role="party"),
-                                         _org(own, own)],
+                                         _org(own, f"§{first}")],  # copied from the chunk: grounded
                        "agreement": {**SAMPLE_ARTICLE["agreement"], "parties": ["CATL"]}})
 
 
@@ -212,7 +212,7 @@ def test_15_a_failing_chunk_fails_the_document_and_the_run_goes_on(tmp_path: Pat
 
     def responder(request: dict[str, Any]) -> Reply:
         document = _DOCUMENT.search(request["messages"][1]["content"]).group(2)
-        return Reply(content="not json") if document.startswith("§0 ") else Reply.json(SAMPLE_ARTICLE)
+        return Reply(content="not json") if document.startswith("§0 ") else canned_responder(request)
 
     out = tmp_path / "out"
     with LoopbackServer(responder) as server:

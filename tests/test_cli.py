@@ -7,7 +7,7 @@ import json
 import pytest
 
 from summarizer.artifacts import load_schema
-from summarizer.loopback import LoopbackServer, Reply
+from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply
 
 from .conftest import SEEDS
 from .fakes import article
@@ -28,7 +28,8 @@ def test_seed_end_to_end_writes_the_envelope_and_prints_tables(cli, server, tmp_
     assert output["document"]["chars"] == len(SEED.read_text().strip())
     assert output["document"]["encoding"] == "utf-8"
     assert len(output["document"]["sha256"]) == 64
-    assert output["schema"] == {"id": "article", "version": load_schema("article").version, "ref": "article"}
+    assert output["schema"] == {"id": "article", "version": load_schema("article").version, "ref": "article",
+                                "traits": load_schema("article").traits.as_dict()}
     assert output["prompt"]["id"] == "article" and len(output["prompt"]["sha256"]) == 64
     assert output["model"]["base_url"] == server.url
     assert output["usage"]["total_tokens"] == 150
@@ -159,9 +160,8 @@ def test_no_paths_is_a_usage_error(cli):
 
 
 def test_bad_flag_is_a_usage_error(cli):
-    with pytest.raises(SystemExit) as info:
-        cli("summarize", "--concurrency", "many")
-    assert info.value.code == 2
+    result = cli("summarize", "--concurrency", "many")
+    assert result.code == 2 and "invalid int value" in result.stderr
 
 
 def test_stdin_is_summarized_into_stdin_json(cli, server, tmp_path):
@@ -203,8 +203,10 @@ def test_module_runs_as_python_dash_m(tmp_path):
 def test_tables_show_failed_checks_without_crashing(cli, server, tmp_path):
     doc = tmp_path / "doc.txt"
     doc.write_text("CATL signed an agreement with Zhaoqing on Monday. Nothing else is known.")
+    server.script(Reply.json(SAMPLE_ARTICLE))  # names as written nowhere in this document
     result = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--tables", "always")
-    assert result.code == 0, result.stderr
+    # Valid, but not supported by the source: flagged, and not ok for the exit code.
+    assert result.code == 1 and "flagged" in result.stderr, result.stderr
     assert "check(s) failed" in result.stdout
     assert "(not in source)" in result.stdout  # "Contemporary Amperex Technology Co. Limited" is not in it
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.documents import load_document
-from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply
+from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply, sample_answer
 from summarizer.pipeline import build_messages
 from summarizer.store import latest_manifest, read_manifest
 
@@ -137,8 +137,11 @@ def test_17_output_name_comes_from_input_path_never_from_the_model(tmp_path: Pat
     """A title like '../../escaped' does not name or move the output file."""
     (tmp_path / "docs").mkdir()
     (tmp_path / "docs" / "report.txt").write_text(HOSTILE, "utf-8")
-    answer = {**SAMPLE_ARTICLE, "title": "../../../escaped", "summary": "See ../../etc/passwd now. It is fine."}
-    with LoopbackServer(lambda request: Reply.json(answer)) as server:
+    def answer(request):
+        return Reply.json({**sample_answer(request), "title": "../../../escaped",
+                           "summary": "See ../../etc/passwd now. It is fine."})
+
+    with LoopbackServer(answer) as server:
         result = _summarize(cli, server, tmp_path / "out", tmp_path / "docs")
     assert result.code == 0, result.stderr
     outputs = _files_under(tmp_path / "out")

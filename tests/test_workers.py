@@ -13,9 +13,9 @@ import pytest
 
 from summarizer.inputs import InputItem
 from summarizer.ratelimit import RateLimiter
-from summarizer.runner import Outcome
+from summarizer.engines.workers import WorkerEngine, auto_workers
 from summarizer.errors import WorkerFailed
-from summarizer.workers import WorkerPool, auto_workers
+from summarizer.outcome import Outcome
 
 
 class FakeBackend:
@@ -25,10 +25,11 @@ class FakeBackend:
         pass
 
 
-class PidRunner:
+class PidProcessor:
     """Answers each document with the worker's pid; a document named 'bug' raises, 'die' kills it."""
 
     cache = None
+    backend = FakeBackend()
 
     async def process(self, item: InputItem, final: bool, path: Path | None) -> Outcome:
         if item.path == "bug":
@@ -39,9 +40,9 @@ class PidRunner:
         return Outcome(item, "ok", error=f"{os.getpid()} {final} {path}")
 
 
-def make_pid_runner(warn):
+def make_pid_processor(warn, may_send, spend, slots):
     warn("worker up")
-    return PidRunner(), FakeBackend()
+    return PidProcessor()
 
 
 def item(index: int, path: str | None = None) -> InputItem:
@@ -49,7 +50,7 @@ def item(index: int, path: str | None = None) -> InputItem:
 
 
 def test_documents_are_shared_between_worker_processes_and_come_back_whole():
-    pool = WorkerPool(2, 8, make_pid_runner)
+    pool = WorkerEngine(2, 8, make_pid_processor)
     warnings: list[str] = []
     pool.warn = warnings.append
 
@@ -68,7 +69,7 @@ def test_documents_are_shared_between_worker_processes_and_come_back_whole():
 
 
 def test_a_bug_in_a_worker_fails_the_run_with_its_traceback():
-    pool = WorkerPool(1, 8, make_pid_runner)
+    pool = WorkerEngine(1, 8, make_pid_processor)
     try:
         with pytest.raises(WorkerFailed, match="a bug in the worker"):
             asyncio.run(pool.process(item(0, "bug"), False, None))
@@ -77,7 +78,7 @@ def test_a_bug_in_a_worker_fails_the_run_with_its_traceback():
 
 
 def test_a_worker_that_dies_fails_its_documents_instead_of_hanging():
-    pool = WorkerPool(1, 8, make_pid_runner)
+    pool = WorkerEngine(1, 8, make_pid_processor)
     try:
         with pytest.raises(WorkerFailed, match="exited unexpectedly"):
             asyncio.run(asyncio.wait_for(pool.process(item(0, "die"), False, None), timeout=10))
@@ -86,11 +87,11 @@ def test_a_worker_that_dies_fails_its_documents_instead_of_hanging():
 
 
 def test_auto_workers_only_for_big_concurrent_runs_on_a_server():
-    assert auto_workers(8, "openai", 1000, cpus=8) == 1  # the default concurrency: one process
-    assert auto_workers(32, "openai", 1000, cpus=8) == 2
-    assert auto_workers(256, "openai", 10_000, cpus=4) == 4  # never more than the CPUs
-    assert auto_workers(32, "openai", 20, cpus=8) == 1  # a small run is not worth a fork
-    assert auto_workers(64, "local", 1000, cpus=8) == 1  # one embedded model, in-process
+    assert auto_workers(8, True, 1000, cpus=8) == 1  # the default concurrency: one process
+    assert auto_workers(32, True, 1000, cpus=8) == 2
+    assert auto_workers(256, True, 10_000, cpus=4) == 4  # never more than the CPUs
+    assert auto_workers(32, True, 20, cpus=8) == 1  # a small run is not worth a fork
+    assert auto_workers(64, False, 1000, cpus=8) == 1  # one embedded model, in-process
 
 
 def _acquire_times(limiter: RateLimiter, count: int, times, offset: int, pause: float) -> None:

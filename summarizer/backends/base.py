@@ -6,36 +6,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..artifacts import SchemaSpec
+from ..usage import Usage
+
+__all__ = ["MODES", "Backend", "Capabilities", "Completion", "CompletionRequest", "Usage"]
 
 MODES = ("auto", "json_schema", "json_object", "tools")
-
-
-@dataclass(frozen=True)
-class Usage:
-    """Token counts of one or more requests."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    requests: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-    def __add__(self, other: Usage) -> Usage:
-        return Usage(
-            self.prompt_tokens + other.prompt_tokens,
-            self.completion_tokens + other.completion_tokens,
-            self.requests + other.requests,
-        )
-
-    def as_dict(self) -> dict[str, int]:
-        return {
-            "prompt_tokens": self.prompt_tokens,
-            "completion_tokens": self.completion_tokens,
-            "total_tokens": self.total_tokens,
-            "requests": self.requests,
-        }
 
 
 @dataclass(frozen=True)
@@ -59,11 +34,25 @@ class Completion:
     mode: str = "json_schema"
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a kind of backend can do; the rest of the tool asks this, never the backend's name."""
+
+    parallel_requests: bool = True  # False: one request at a time (one model instance in-process)
+    constrained_decoding: bool = False  # answers are forced into the schema by a grammar
+    default_model: str = ""
+    default_max_tokens: int = 2048
+    paid: bool = True  # requests cost money (list prices apply); False: runs on this machine
+    remote: bool = True  # talks to a server (worth a probe before a big run)
+    quality_note: str | None = None  # said once per run on stderr (e.g. a tiny model's limits)
+
+
 class Backend(Protocol):
     """Anything that can answer a CompletionRequest; tests plug in fakes."""
 
     model: str
     base_url: str | None
+    capabilities: Capabilities
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send one request (retrying transient failures) and return the answer."""

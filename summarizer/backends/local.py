@@ -14,7 +14,7 @@ from typing import Any
 
 from ..artifacts import SchemaSpec
 from ..errors import BackendMissing, ConfigError, RequestRejected, RunStopper
-from .base import Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, Usage
 
 INSTALL_COMMAND = (
     'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
@@ -112,8 +112,29 @@ def _ascii_text(node: Any) -> Any:
     return {**rest, "pattern": f"^{_ASCII_FIRST}{_ASCII_REST}{{{low - 1},{high - 1}}}$"}
 
 
+LOCAL_QUALITY_NOTE = (
+    "note: using the embedded SmolLM2-135M model (offline). It is tiny and weak at translation: "
+    "for real quality set OPENAI_API_KEY, or pass --base-url of a bigger model's server, "
+    "or --model-path to a bigger GGUF."
+)
+
+
 class LocalBackend:
     """llama-cpp-python in this process: one model load per instance, one document at a time."""
+
+    # One model instance per process answers one request at a time; a runaway costs less with
+    # a smaller output budget.
+    capabilities = Capabilities(parallel_requests=False, constrained_decoding=True,
+                                default_model=DEFAULT_MODEL_FILE, default_max_tokens=1024, paid=False,
+                                remote=False, quality_note=LOCAL_QUALITY_NOTE)
+
+    @classmethod
+    def from_settings(cls, settings: Any, **_: Any) -> LocalBackend:
+        """The backend the run's settings describe (rate limits do not apply in-process)."""
+        return cls(model_path=settings.model_path, n_ctx=settings.n_ctx, verbose=settings.verbose)
+
+    async def probe(self) -> None:
+        """Nothing to probe: the model file was checked when this backend was built."""
 
     def __init__(
         self,

@@ -18,7 +18,7 @@ from ..errors import (
     TransientError,
 )
 from ..ratelimit import RateLimiter
-from .base import Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, Usage
 
 _TRANSIENT_STATUS = {408, 409, 429}
 _MODE_REJECTED_STATUS = {400, 422, 500}
@@ -62,6 +62,26 @@ def estimate_tokens(request: CompletionRequest) -> int:
 
 class OpenAIBackend:
     """Chat completions with structured output, one retry layer (tenacity), modes with fallback."""
+
+    capabilities = Capabilities(default_model="gpt-4o-mini")
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, limiter: RateLimiter | None = None,
+                      fallback_memory: Any = None) -> OpenAIBackend:
+        """The backend the run's settings describe."""
+        return cls(
+            model=settings.model or cls.capabilities.default_model,
+            base_url=settings.base_url,
+            # Local OpenAI-compatible servers need no key, but the SDK insists on one.
+            api_key=settings.api_key or "no-key-needed",
+            mode=settings.mode,
+            timeout=settings.timeout,
+            max_attempts=settings.retries + 1,
+            max_retry_wait=settings.max_retry_wait,
+            backoff=settings.backoff,
+            limiter=limiter,
+            fallback_memory=fallback_memory,
+        )
 
     def __init__(
         self,

@@ -21,23 +21,28 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .backends.base import Backend, Usage
-from .errors import WorkerFailed
+from ..errors import WorkerFailed
+from ..outcome import Outcome, Status
+from ..pricing import Budget
+from ..processor import document_slots
+from ..usage import Usage
 
 if TYPE_CHECKING:
-    from .inputs import InputItem
-    from .runner import Outcome, Runner
+    from ..inputs import InputItem
+    from ..processor import DocumentProcessor
 
-# Builds a worker's Runner and backend (in the worker, after the fork); its argument passes warnings on.
-MakeRunner = Callable[[Callable[[str], None]], "tuple[Runner, Backend]"]
+# Builds a worker's DocumentProcessor (in the worker, after the fork) from: a function that passes
+# warnings to the parent, and the run-wide `may_send` / `spend` its request gate must use.
+MakeProcessor = Callable[[Callable[[str], None], Callable[[], bool], Callable[[Usage], None], int],
+                         "DocumentProcessor"]
 
 # A worker's share of the run's concurrency below which another process is not worth its memory.
 DOCUMENTS_PER_WORKER = 16
 
 
-def auto_workers(concurrency: int, backend_name: str, total: int, cpus: int | None = None) -> int:
+def auto_workers(concurrency: int, parallel_requests: bool, total: int, cpus: int | None = None) -> int:
     """How many worker processes a run gets when --workers is not given (1: none, all in-process)."""
-    if backend_name == "local":
+    if not parallel_requests:
         return 1  # one model instance, documents one after another
     if cpus is None:  # the CPUs this process may run on, which a container can limit
         cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -49,11 +54,11 @@ def shared_flag() -> Any:
     return multiprocessing.get_context("fork").RawValue("b", 0)
 
 
-class WorkerPool:
-    """Forked worker processes that run Runner.process for the parent's documents."""
+class WorkerEngine:
+    """Forked worker processes that run DocumentProcessor.process for the parent's documents."""
 
-    def __init__(self, count: int, concurrency: int, make_runner: MakeRunner,
-                 budget: Callable[[Usage], str | None] | None = None, envelopes: bool = True) -> None:
+    def __init__(self, count: int, concurrency: int, make_processor: MakeProcessor,
+                 budget: Budget | None = None, envelopes: bool = True) -> None:
         # Fork before any event loop or thread exists in this process, so children start clean
         # and with every module already imported (no second start-up).
         context = multiprocessing.get_context("fork")
@@ -72,7 +77,7 @@ class WorkerPool:
             # parent's ends must be the only ones, so that the parent's death is an EOF for each child.
             inherited = [parent_end, *self._conns]
             proc = context.Process(target=_worker_main, daemon=True,
-                                   args=(child_end, inherited, make_runner, slots, shared))
+                                   args=(child_end, inherited, make_processor, slots, shared))
             proc.start()
             child_end.close()
             self._conns.append(parent_end)
@@ -82,6 +87,9 @@ class WorkerPool:
         self._load = [0] * count
         self._reading = False
         self.warn: Callable[[str], None] = lambda message: None
+        # Workers keep a backlog as deep as their share of the run, so that none waits for the
+        # parent between two documents; each still has at most its share in flight.
+        self.slots = concurrency * 2 + document_slots(concurrency)
 
     async def process(self, item: InputItem, final: bool, path: Path | None) -> Outcome:
         """Have the least busy worker process one document; its Outcome comes back here."""
@@ -139,6 +147,10 @@ class WorkerPool:
                 future.set_exception(WorkerFailed(message))
         self._load[index] = 10**9  # never chosen again
 
+    async def aclose(self) -> None:
+        """Let the workers finish what they hold, and reap them."""
+        self.close(wait=True)
+
     def close(self, wait: bool = True) -> None:
         """Let the workers finish what they hold (or, with wait=False, stop them now) and reap them."""
         for conn in self._conns:
@@ -158,8 +170,7 @@ class WorkerPool:
 class _Shared:
     """What the workers of one run share: the stop flag, the usage so far and the budget."""
 
-    def __init__(self, stopped: Any, usage: Any, lock: Any, budget: Callable[[Usage], str | None] | None,
-                 envelopes: bool) -> None:
+    def __init__(self, stopped: Any, usage: Any, lock: Any, budget: Budget | None, envelopes: bool) -> None:
         self.stopped, self.usage, self.lock, self.budget = stopped, usage, lock, budget
         self.envelopes = envelopes  # whether the parent shows them (tables, --json); else not sent
 
@@ -167,7 +178,7 @@ class _Shared:
         if not self.stopped.value and self.budget is not None:
             with self.lock:
                 spent = Usage(int(self.usage[0]), int(self.usage[1]), int(self.usage[2]))
-            if self.budget(spent):
+            if self.budget.reached(spent):
                 self.stopped.value = 1
         return not self.stopped.value
 
@@ -178,21 +189,19 @@ class _Shared:
             self.usage[2] += usage.requests
 
 
-def _worker_main(conn: Connection, inherited: list[Connection], make_runner: MakeRunner, slots: int,
+def _worker_main(conn: Connection, inherited: list[Connection], make_processor: MakeProcessor, slots: int,
                  shared: _Shared) -> None:
     # Ctrl-C is the parent's to handle: it stops the workers itself, or dies and closes the pipe.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for other in inherited:
         other.close()
-    asyncio.run(_serve(conn, make_runner, slots, shared))
+    asyncio.run(_serve(conn, make_processor, slots, shared))
 
 
-async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: _Shared) -> None:
-    from .runner import NOT_STARTED, Outcome, RequestGate, document_slots
-
-    runner, backend = make_runner(lambda message: _send(conn, ("warn", -1, message)))
+async def _serve(conn: Connection, make_processor: MakeProcessor, slots: int, shared: _Shared) -> None:
     # This worker's share of the run's requests in flight, under the run's shared stop and budget.
-    runner.gate = RequestGate(backend, slots, shared.may_start, shared.spend)
+    processor = make_processor(lambda message: _send(conn, ("warn", -1, message)), shared.may_start,
+                               shared.spend, slots)
     loop = asyncio.get_running_loop()
     done = asyncio.Event()
     orphaned = False
@@ -203,12 +212,12 @@ async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: 
         try:
             async with in_progress:
                 if not shared.may_start():
-                    outcome = Outcome(item, NOT_STARTED)
+                    outcome = Outcome(item, Status.NOT_STARTED)
                 else:
-                    outcome = await runner.process(item, final, path)
+                    outcome = await processor.process(item, final, path)
                     if not shared.envelopes:
                         outcome.envelope = None
-                    if outcome.stops_run:
+                    if outcome.stop is not None:
                         shared.stopped.value = 1  # at once, before the parent hears of it
             _send(conn, ("outcome", request_id, outcome))
         except Exception:  # a bug, not a document's failure: the parent stops the run with it
@@ -240,9 +249,9 @@ async def _serve(conn: Connection, make_runner: MakeRunner, slots: int, shared: 
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         loop.remove_reader(conn.fileno())
-        await backend.aclose()
-        if runner.cache is not None:
-            runner.cache.close()
+        await processor.backend.aclose()
+        if processor.cache is not None:
+            processor.cache.close()
 
 
 def _send(conn: Connection, message: Any) -> None:

@@ -1,0 +1,313 @@
+"""One document from bytes to its output file: load, cache, extract, check, envelope, write.
+
+Every engine (in-process, worker processes) runs this same code per document; every failure of
+one document, whatever raised it, becomes that document's status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import stat
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from .artifacts import PromptSpec, SchemaSpec
+from .backends.base import Backend, Capabilities, Completion, CompletionRequest
+from .cache import Cache, cache_key
+from .chunking import extract_document
+from .documents import Document, load_document
+from .errors import (
+    InputError,
+    NotStarted,
+    OutputUnwritable,
+    RateLimited,
+    RunStopper,
+    SummarizerError,
+    TooLarge,
+)
+from .inputs import STDIN, InputItem, display_path
+from .outcome import Outcome, Status
+from .settings import Settings
+from .store import write_json
+from .usage import Usage
+
+# Envelope keys that say when and how this run produced a result, not what the result is.
+RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
+# Bytes read of one file at most per allowed character: UTF-32 takes 4, markup (HTML, PDF) more.
+BYTES_PER_CHAR = 8
+
+Checker = Callable[[BaseModel, Document], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """The fixed parts of a run: settings, schema, prompt, what the backend can do, key parts."""
+
+    settings: Settings
+    schema: SchemaSpec
+    prompt: PromptSpec
+    backend_name: str
+    capabilities: Capabilities
+    max_tokens: int
+
+    def key_parts(self, backend: Backend) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "schema": [self.schema.id, self.schema.version, self.schema.sha256],
+            "prompt": [self.prompt.id, self.prompt.version, self.prompt.sha256],
+            "model": backend.model,
+            "base_url": backend.base_url,
+            "backend": self.backend_name,
+            "params": {"temperature": s.temperature, "max_tokens": self.max_tokens, "mode": s.mode,
+                       "max_chunk_chars": s.max_chunk_chars, "strict": s.strict},
+        }
+
+    @property
+    def request_slots(self) -> int:
+        """Requests in flight at once: --concurrency, or one for a backend that does one at a time."""
+        return self.settings.concurrency if self.capabilities.parallel_requests else 1
+
+
+def document_slots(request_slots: int) -> int:
+    """Documents in progress for this many requests in flight: a few more, so that reading,
+    checking and writing documents never leaves a request slot idle."""
+    if request_slots <= 1:
+        return 1
+    return request_slots + max(2, request_slots // 4)
+
+
+class RequestGate:
+    """The run's one door to the model: at most `slots` requests in flight, none once the run stops.
+
+    Documents are read, checked and written outside the gate, so a request slot goes to the next
+    document the moment an answer arrives; usage is counted per answer, so a budget holds even
+    for documents still being finished.
+    """
+
+    def __init__(self, backend: Backend, slots: int, may_send: Callable[[], bool],
+                 spend: Callable[[Usage], None]) -> None:
+        self._backend, self._slots, self._may_send, self._spend = backend, slots, may_send, spend
+        self._semaphore: asyncio.Semaphore | None = None
+        self._refused = False  # a RunStopper came back: the next request would meet it too
+        self.model, self.base_url = backend.model, backend.base_url
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        if self._semaphore is None:  # made inside the running loop it belongs to
+            self._semaphore = asyncio.Semaphore(self._slots)
+        async with self._semaphore:
+            if self._refused or not self._may_send():
+                raise NotStarted("the run has stopped")
+            try:
+                completion = await self._backend.complete(request)
+            except RunStopper:
+                self._refused = True  # before the slot is free, so that no waiting document sends
+                raise
+            self._spend(completion.usage)
+            return completion
+
+
+class DocumentProcessor:
+    """Turns one input item into an Outcome (and, when it succeeds, a cached, written output)."""
+
+    def __init__(self, spec: RunSpec, backend: Backend, gate: RequestGate, *, cache: Cache | None,
+                 checker: Checker | None, stdin_bytes: bytes | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.spec, self.backend, self.gate, self.cache = spec, backend, gate, cache
+        self.checker, self.stdin_bytes, self._clock = checker, stdin_bytes, clock
+        self._key_base = spec.key_parts(backend)
+        self._traits = spec.schema.traits.as_dict()
+
+    async def process(self, item: InputItem, final: bool, path: Path | None) -> Outcome:
+        """One document from bytes to the output file at `path`; every failure becomes a status."""
+        started = self._clock()
+        try:
+            return await self._process(item, path, started)
+        except NotStarted:
+            return Outcome(item, Status.NOT_STARTED, self._clock() - started)
+        except RateLimited as exc:
+            if not final and (exc.retry_after or 0) > self.spec.settings.max_retry_wait:
+                return Outcome(item, Status.DEFERRED, self._clock() - started, error=str(exc))
+            return self._failed(item, exc, started)
+        except RunStopper as exc:
+            outcome = self._failed(item, exc, started)
+            outcome.stop = type(exc)
+            return outcome
+        except SummarizerError as exc:
+            return self._failed(item, exc, started)
+        except Exception as exc:  # a bug or an unforeseen answer: this document fails, the run goes on
+            if os.environ.get("SUMMARIZER_DEBUG") == "1":
+                import traceback
+
+                traceback.print_exc(file=sys.stderr)
+            reason = (f"internal error while processing {display_path(item.path)}: {type(exc).__name__}: "
+                      f"{str(exc)[:500]} (please report it; SUMMARIZER_DEBUG=1 shows a traceback)")
+            return Outcome(item, Status.FAILED, self._clock() - started, error=reason,
+                           error_class=type(exc).__name__)
+
+    async def _process(self, item: InputItem, path: Path | None, started: float) -> Outcome:
+        document = await self._load(item)
+        key = cache_key({**self._key_base, "text": document.text_sha256})
+        entry = self._cache_get(key)
+        cached = entry is not None
+        usage = Usage()
+        checks: dict[str, Any] | None = None
+        if entry is None:
+            entry, usage, result = await self._extract(document)
+            checks = self._check(entry, document, result)
+            self._cache_put(key, entry)
+        if checks is None:  # cached: checks are redone when the checks or the day changed
+            checks = self._check(entry, document)
+        envelope = self._envelope(document, entry, cached, usage, checks)
+        if path is None:
+            raise OutputUnwritable(f"no output path for {display_path(item.path)}")
+        try:
+            if cached:
+                # Nothing waits on the loop meanwhile, so no thread; an output that already says
+                # the same (an earlier run's, but for when and whether it came from the cache) stays.
+                write_json(path, envelope, keep_if_same_but=RUN_STAMPS)
+            else:
+                # Creating a file can block on the filesystem journal; other documents' requests
+                # are in flight on this loop, so the write goes to a thread.
+                await asyncio.to_thread(write_json, path, envelope)
+        except OSError as exc:
+            # Disk full or a read-only folder: every later document would fail the same way.
+            raise OutputUnwritable(f"cannot write {display_path(str(path))}: {exc.strerror or exc} "
+                                   f"(free space or fix the permissions of {display_path(str(path.parent))}, "
+                                   "then re-run the same command to continue)") from exc
+        status = Status.FLAGGED if checks.get("passed") is False else Status.CACHED if cached else Status.OK
+        error = "; ".join(str(f) for f in checks.get("failures", [])[:5]) if status == Status.FLAGGED else None
+        return Outcome(item, status, self._clock() - started, usage, path, envelope, error=error,
+                       error_class="Unsupported" if error else None, cached=cached)
+
+    def _failed(self, item: InputItem, exc: SummarizerError, started: float) -> Outcome:
+        spent = getattr(exc, "usage", None)  # what the failed attempts cost still counts for budgets
+        return Outcome(item, exc.status, self._clock() - started, spent if isinstance(spent, Usage) else Usage(),
+                       error=str(exc), error_class=type(exc).__name__, raw=getattr(exc, "raw", None))
+
+    async def _load(self, item: InputItem) -> Document:
+        if item.problem:
+            raise InputError(f"{display_path(item.path)}: {item.problem}")
+        limit = self.spec.settings.max_doc_chars
+        if item.path == STDIN:
+            data = self.stdin_bytes if self.stdin_bytes is not None else sys.stdin.buffer.read()
+        else:
+            try:
+                if item.stream:
+                    data = await asyncio.to_thread(read_capped, item.path, limit * BYTES_PER_CHAR, True)
+                else:
+                    data = read_capped(item.path, limit * BYTES_PER_CHAR)
+            except OSError as exc:
+                raise InputError(f"{display_path(item.path)}: cannot read ({exc.strerror or exc})") from exc
+        if len(data) > limit * BYTES_PER_CHAR:
+            raise TooLarge(f"{display_path(item.path)}: more than {len(data) - 1:,} bytes, over --max-doc-chars "
+                           f"{limit:,}: split it, or raise --max-doc-chars")
+        document = load_document(item.path, data)
+        if document.chars > limit:
+            raise TooLarge(f"{display_path(item.path)}: {document.chars:,} characters, over --max-doc-chars "
+                           f"{limit:,}: split it, or raise --max-doc-chars")
+        return document
+
+    def _cache_get(self, key: str) -> dict[str, Any] | None:
+        return self.cache.get(key) if self.cache is not None else None
+
+    def _cache_put(self, key: str, entry: dict[str, Any]) -> None:
+        if self.cache is not None:
+            self.cache.put(key, entry)
+
+    async def _extract(self, document: Document) -> tuple[dict[str, Any], Usage, BaseModel]:
+        s = self.spec.settings
+        checker = self.checker
+        strict_check = None
+        if s.strict and checker is not None:
+            from .checks import failures
+
+            strict_check = lambda result: failures(checker(result, document))  # noqa: E731
+        extraction = await extract_document(
+            document.text, self.spec.schema, self.spec.prompt, self.gate,
+            max_reasks=s.max_reasks, max_tokens=self.spec.max_tokens, temperature=s.temperature,
+            max_chunk_chars=s.max_chunk_chars, check=strict_check,
+        )
+        entry = {
+            "result": extraction.result.model_dump(mode="json"),
+            "usage": extraction.usage.as_dict(),
+            "attempts": extraction.attempts,
+            "mode": extraction.mode,
+            "chunks": extraction.chunks,
+        }
+        return entry, extraction.usage, extraction.result
+
+    def _check(self, entry: dict[str, Any], document: Document, result: BaseModel | None = None) -> dict[str, Any]:
+        """Checks of a result; a cached entry's are reused only if made today by these checks."""
+        if self.checker is None:
+            return {}
+        from .checks import CHECKS_VERSION
+
+        stamp = {"version": CHECKS_VERSION, "on": date.today().isoformat()}
+        stored = entry.get("checks")
+        if isinstance(stored, dict) and stored.get("stamp") == stamp:
+            return dict(stored["result"])
+        if result is None:  # a cached entry: validated when it was stored, validated again to check it
+            result = self.spec.schema.model.model_validate(entry["result"])
+        checked = self.checker(result, document)
+        entry["checks"] = {"stamp": stamp, "result": checked}
+        return checked
+
+    def _envelope(self, document: Document, entry: dict[str, Any], cached: bool, usage: Usage,
+                  checks: dict[str, Any]) -> dict[str, Any]:
+        spec = self.spec
+        return {
+            "document": {
+                "path": display_path(document.path), "sha256": document.sha256, "chars": document.chars,
+                "encoding": document.encoding, "format": document.format, "chunks": entry.get("chunks", 1),
+            },
+            "schema": {"id": spec.schema.id, "version": spec.schema.version, "ref": spec.settings.schema,
+                       "traits": self._traits},
+            "prompt": {"id": spec.prompt.id, "version": spec.prompt.version, "sha256": spec.prompt.sha256},
+            "model": {"name": self.backend.model, "base_url": self.backend.base_url,
+                      "backend": spec.backend_name, "mode": entry.get("mode")},
+            "usage": entry["usage"] if not cached else {**entry["usage"], "this_run": usage.as_dict()},
+            "attempts": entry["attempts"],
+            "cached": cached,
+            "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "checks": checks,
+            "result": entry["result"],
+        }
+
+
+def read_capped(path: str, limit: int, stream: bool = False) -> bytes:
+    """At most limit+1 bytes of a regular file (or of a pipe the user named), never blocking on
+    a file that turned into a pipe or device after the folder was listed."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (0 if stream else getattr(os, "O_NONBLOCK", 0))
+    fd = os.open(path, flags)
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stream and not stat.S_ISREG(mode):
+            raise InputError(f"{display_path(path)}: not a regular file any more (it was replaced after the "
+                             "folder was listed); it was skipped")
+        if not stream and hasattr(os, "O_NONBLOCK"):
+            os.set_blocking(fd, True)  # a regular file: plain reads
+        chunks: list[bytes] = []
+        size = 0
+        while size <= limit:
+            try:
+                chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            except OSError as exc:
+                if exc.errno == errno.EISDIR:
+                    raise InputError(f"{display_path(path)}: is a folder") from exc
+                raise
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
