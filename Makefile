@@ -20,6 +20,8 @@ run: setup
 	$(VENV)/bin/summarizer summarize seeds/
 
 test: setup
+	# The architecture's layers and the absence of import cycles (pyproject.toml [tool.importlinter]).
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/python -m pytest
 
 bench: setup

@@ -106,6 +106,11 @@ def load_schema(name: str) -> SchemaSpec:
     return _spec_from_model(model, default_id=attr.lower())
 
 
+def schema_from_model(model: type[BaseModel]) -> SchemaSpec:
+    """The SchemaSpec of a Pydantic model given directly (the Python API's `schema=Model`)."""
+    return _spec_from_model(model, default_id=model.__name__.lower())
+
+
 def _spec_from_model(model: type[BaseModel], default_id: str) -> SchemaSpec:
     schema_id = getattr(model, "SCHEMA_ID", default_id)
     version = getattr(model, "SCHEMA_VERSION", None)

@@ -24,6 +24,7 @@ class InputItem:
     relative: PurePath  # output name is derived from this, never from model output
     problem: str | None = None  # set when the path cannot be a document (missing, loop...)
     stream: bool = False  # a pipe the user named (`<(curl ...)`): read to its end, in a thread
+    data: bytes | None = None  # the document itself, when it comes from memory (the Python API)
 
 
 def display_path(path: str) -> str:

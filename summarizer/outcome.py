@@ -8,7 +8,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from .backends.base import Usage
+from .usage import Usage
 from .inputs import InputItem, display_path
 
 
@@ -50,6 +50,8 @@ class Outcome:
     raw: str | None = None
     cached: bool = False
     stop: type[BaseException] | None = None  # set when nothing new may start (auth, quota, disk)
+    # The error itself, for the Python API to raise; never sent between processes.
+    exception: BaseException | None = field(default=None, repr=False, compare=False)
 
     def manifest_entry(self) -> dict[str, Any]:
         """The manifest line of this document (paths made printable: names may not be UTF-8)."""

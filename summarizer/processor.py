@@ -151,7 +151,7 @@ class DocumentProcessor:
             reason = (f"internal error while processing {display_path(item.path)}: {type(exc).__name__}: "
                       f"{str(exc)[:500]} (please report it; SUMMARIZER_DEBUG=1 shows a traceback)")
             return Outcome(item, Status.FAILED, self._clock() - started, error=reason,
-                           error_class=type(exc).__name__)
+                           error_class=type(exc).__name__, exception=exc)
 
     async def _process(self, item: InputItem, path: Path | None, started: float) -> Outcome:
         document = await self._load(item)
@@ -167,10 +167,10 @@ class DocumentProcessor:
         if checks is None:  # cached: checks are redone when the checks or the day changed
             checks = self._check(entry, document)
         envelope = self._envelope(document, entry, cached, usage, checks)
-        if path is None:
-            raise OutputUnwritable(f"no output path for {display_path(item.path)}")
         try:
-            if cached:
+            if path is None:
+                pass  # the Python API: the result is returned, not written
+            elif cached:
                 # Nothing waits on the loop meanwhile, so no thread; an output that already says
                 # the same (an earlier run's, but for when and whether it came from the cache) stays.
                 write_json(path, envelope, keep_if_same_but=RUN_STAMPS)
@@ -191,13 +191,15 @@ class DocumentProcessor:
     def _failed(self, item: InputItem, exc: SummarizerError, started: float) -> Outcome:
         spent = getattr(exc, "usage", None)  # what the failed attempts cost still counts for budgets
         return Outcome(item, exc.status, self._clock() - started, spent if isinstance(spent, Usage) else Usage(),
-                       error=str(exc), error_class=type(exc).__name__, raw=getattr(exc, "raw", None))
+                       error=str(exc), error_class=type(exc).__name__, raw=getattr(exc, "raw", None), exception=exc)
 
     async def _load(self, item: InputItem) -> Document:
         if item.problem:
             raise InputError(f"{display_path(item.path)}: {item.problem}")
         limit = self.spec.settings.max_doc_chars
-        if item.path == STDIN:
+        if item.data is not None:
+            data = item.data
+        elif item.path == STDIN:
             data = self.stdin_bytes if self.stdin_bytes is not None else sys.stdin.buffer.read()
         else:
             try:

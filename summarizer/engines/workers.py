@@ -215,6 +215,7 @@ async def _serve(conn: Connection, make_processor: MakeProcessor, slots: int, sh
                     outcome = Outcome(item, Status.NOT_STARTED)
                 else:
                     outcome = await processor.process(item, final, path)
+                    outcome.exception = None  # exceptions do not always survive pickling; the message does
                     if not shared.envelopes:
                         outcome.envelope = None
                     if outcome.stop is not None:

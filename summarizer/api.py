@@ -1,0 +1,166 @@
+"""The Python API: the CLI's pipeline (settings, backend, cache, checks, processor) as function calls.
+
+    import summarizer
+    result = summarizer.summarize("Daimler and CATL signed ...", base_url="http://localhost:11434/v1")
+    print(result.status, result.data.title)
+
+Settings are keyword arguments with the CLI's names (`model=`, `base_url=`, `concurrency=`...) or a
+`Settings` object; the environment and the config file fill the rest, as for the CLI. Failures
+raise the documented exceptions (summarizer.errors); a result whose facts the source does not
+support is returned with `status == "flagged"` (check `result.ok`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+from typing import Any
+
+from pydantic import BaseModel
+
+from .artifacts import SchemaSpec, load_prompt, load_schema, schema_from_model
+from .errors import InputError, SummarizerError
+from .inputs import InputItem
+from .outcome import OK_STATUSES, Outcome, Status
+from .settings import Settings, build_settings
+
+Source = str | Path | bytes
+
+
+@dataclass(frozen=True)
+class Result:
+    """One document's result: the validated model, its checks and the whole output document."""
+
+    status: str
+    data: BaseModel
+    envelope: dict[str, Any]
+    output_path: Path | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when valid and supported by the source (not flagged)."""
+        return self.status in OK_STATUSES
+
+    @property
+    def checks(self) -> dict[str, Any]:
+        return dict(self.envelope.get("checks") or {})
+
+
+def summarize(source: Source, *, schema: str | type[BaseModel] = "article", settings: Settings | None = None,
+              **options: Any) -> Result:
+    """Summarize one text (str), file (Path) or raw document (bytes); blocks until done."""
+    return asyncio.run(asummarize(source, schema=schema, settings=settings, **options))
+
+
+async def asummarize(source: Source, *, schema: str | type[BaseModel] = "article",
+                     settings: Settings | None = None, **options: Any) -> Result:
+    """Summarize one text, file or raw document (async)."""
+    async with _Session(schema, settings, options) as session:
+        return session.result(await session.process(0, source))
+
+
+async def asummarize_many(sources: Iterable[Source], *, schema: str | type[BaseModel] = "article",
+                          settings: Settings | None = None, **options: Any) -> AsyncIterator[Result | SummarizerError]:
+    """Summarize many documents concurrently (`concurrency=`); yields each result as it finishes.
+
+    A document that fails yields its exception (an instance from summarizer.errors) instead of
+    raising it, so one bad document never stops the rest.
+    """
+    async with _Session(schema, settings, options) as session:
+        limit = asyncio.Semaphore(session.concurrency)
+
+        async def one(index: int, source: Source) -> Result | SummarizerError:
+            async with limit:
+                outcome = await session.process(index, source)
+            try:
+                return session.result(outcome)
+            except SummarizerError as exc:
+                return exc
+
+        pending = {asyncio.ensure_future(one(i, s)) for i, s in enumerate(sources)}
+        for finished in asyncio.as_completed(pending):
+            yield await finished
+
+
+def summarize_many(sources: Iterable[Source], *, schema: str | type[BaseModel] = "article",
+                   settings: Settings | None = None, **options: Any) -> Iterator[Result | SummarizerError]:
+    """Blocking form of asummarize_many: yields results as they finish (a loop runs in a thread)."""
+    results: queue.Queue[Any] = queue.Queue()
+    done = object()
+
+    async def produce() -> None:
+        try:
+            async for result in asummarize_many(sources, schema=schema, settings=settings, **options):
+                results.put(result)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            results.put(exc)
+        finally:
+            results.put(done)
+
+    thread = threading.Thread(target=asyncio.run, args=(produce(),), daemon=True)
+    thread.start()
+    while (item := results.get()) is not done:
+        if isinstance(item, BaseException) and not isinstance(item, SummarizerError):
+            raise item
+        yield item
+    thread.join()
+
+
+class _Session:
+    """Settings, backend, cache and processor for one API call, closed when it ends."""
+
+    def __init__(self, schema: str | type[BaseModel], settings: Settings | None, options: dict[str, Any]) -> None:
+        if settings is None:
+            ref = schema if isinstance(schema, str) else f"{schema.__module__}:{schema.__qualname__}"
+            flags = {**options, "schema": ref}
+            settings = build_settings(flags, os.environ, options.pop("config", None))
+        self.settings = settings
+        self.schema: SchemaSpec = load_schema(schema) if isinstance(schema, str) else schema_from_model(schema)
+
+    async def __aenter__(self) -> _Session:
+        from .backends import capabilities_of, make_backend, max_tokens
+        from .cache import Cache
+        from .checks import run_checks
+        from .engines.base import RunControl
+        from .processor import DocumentProcessor, RequestGate, RunSpec
+        from .ratelimit import RateLimiter
+
+        s = self.settings
+        capabilities = capabilities_of(s)
+        spec = RunSpec(s, self.schema, load_prompt(self.schema.id), s.resolved_backend, capabilities, max_tokens(s))
+        self.concurrency = spec.request_slots
+        self.cache = Cache(s.cache_dir) if s.use_cache and s.cache_dir else None
+        self.backend = make_backend(s, RateLimiter(s.rpm, s.tpm))
+        control = RunControl()
+        gate = RequestGate(self.backend, spec.request_slots, control.may_send, control.spend)
+        self.processor = DocumentProcessor(spec, self.backend, gate, cache=self.cache, checker=run_checks)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.backend.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
+    async def process(self, index: int, source: Source) -> Outcome:
+        if isinstance(source, Path):
+            item = InputItem(index, str(source), PurePath(source.name or "document"))
+            if not source.is_file():
+                raise InputError(f"{source}: no such file")
+        else:
+            data = source.encode("utf-8") if isinstance(source, str) else bytes(source)
+            item = InputItem(index, f"<text {index}>", PurePath(f"text-{index}"), data=data)
+        return await self.processor.process(item, True, None)
+
+    def result(self, outcome: Outcome) -> Result:
+        """The Result of a finished document, or its exception raised."""
+        if outcome.status in (*OK_STATUSES, Status.FLAGGED) and outcome.envelope is not None:
+            data = self.schema.model.model_validate(outcome.envelope["result"])
+            return Result(str(outcome.status), data, outcome.envelope, outcome.output_path)
+        if outcome.exception is not None:
+            raise outcome.exception
+        raise SummarizerError(outcome.error or f"the document ended as {outcome.status}")
