@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from .artifacts import SchemaSpec, load_prompt, load_schema, schema_from_model
+from .artifacts import SchemaSpec, load_schema, prompt_for, schema_from_model
 from .errors import InputError, SummarizerError
 from .inputs import InputItem
 from .outcome import OK_STATUSES, Outcome, Status
@@ -132,7 +132,7 @@ class _Session:
 
         s = self.settings
         capabilities = capabilities_of(s)
-        spec = RunSpec(s, self.schema, load_prompt(self.schema.id), s.resolved_backend, capabilities, max_tokens(s))
+        spec = RunSpec(s, self.schema, prompt_for(self.schema, s.prompt_dir), s.resolved_backend, capabilities, max_tokens(s))
         self.concurrency = spec.request_slots
         self.cache = Cache(s.cache_dir) if s.use_cache and s.cache_dir else None
         self.backend = make_backend(s, RateLimiter(s.rpm, s.tpm))

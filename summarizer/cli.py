@@ -51,10 +51,7 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n")
 
     def _suggestion(self, message: str) -> str:
-        known = [o for action in self._actions for o in action.option_strings if o.startswith("--")]
-        for action in self._actions:
-            if isinstance(action, argparse._SubParsersAction):
-                known += list(action.choices)
+        known = _known_words(self)
         words = message.replace("'", " ").replace(",", " ").split()
         for word in words:
             if word.startswith("-") or "invalid choice" in message:
@@ -62,6 +59,17 @@ class Parser(argparse.ArgumentParser):
                 if close and close[0] != word:
                     return f" (did you mean {close[0]}?)"
         return ""
+
+
+def _known_words(parser: argparse.ArgumentParser) -> list[str]:
+    """Every --flag and command name of a parser and its subcommands (unknown flags reach the top)."""
+    words = []
+    for action in parser._actions:
+        words += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                words += [name, *_known_words(sub)]
+    return words
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -88,6 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
     g.add_argument("--mode", choices=["auto", "json_schema", "json_object", "tools"],
                    help="how the schema is sent; auto tries json_schema and falls back to json_object")
+    g.add_argument("--prompt", dest="prompt_dir", metavar="DIR",
+                   help="your own prompt: DIR/system.txt and DIR/user.txt (with $document and $boundary)")
     g.add_argument("--max-reasks", dest="max_reasks", type=int, help="re-asks after an invalid answer (default 2)")
     g.add_argument("--max-tokens", dest="max_tokens", type=int,
                    help="output token budget per request (default 2048; local model 1024)")
@@ -131,6 +141,17 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress or notes on stderr")
     g.add_argument("-v", "--verbose", action="store_true", default=None, help="more detail on stderr")
 
+    c = sub.add_parser("schemas", help="list the built-in schemas, or show one (traits, prompt, JSON Schema)")
+    c.add_argument("name", nargs="?", help="a schema to show: built-in name or path/to/file.py:Model")
+
+    c = sub.add_parser("models", help="list the models the configured server offers")
+    c.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
+    c.add_argument("--backend", choices=["auto", "openai", "local"])
+    c.add_argument("--model", help="also check that this model is offered (exit 2 if not)")
+    c.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
+    c.add_argument("--timeout", type=float, help="seconds for the request (default 60)")
+    c.add_argument("--config", type=Path, help="TOML config file")
+
     c = sub.add_parser("schema", help="print the JSON Schema the model is asked to fill")
     c.add_argument("name", nargs="?", default="article", help="schema name or path/to/file.py:Model")
 
@@ -164,6 +185,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _summarize(args)
         if args.command == "schema":
             return _schema(args)
+        if args.command == "schemas":
+            from .catalog import list_schemas
+
+            sys.stdout.write(list_schemas(args.name))
+            return EXIT_OK
+        if args.command == "models":
+            return _models(args)
         if args.command == "report":
             from .report import run_report
 
@@ -205,6 +233,16 @@ def _schema(args: argparse.Namespace) -> int:
     from .artifacts import load_schema
 
     sys.stdout.write(load_schema(args.name).json_schema_text)
+    return EXIT_OK
+
+
+def _models(args: argparse.Namespace) -> int:
+    from .catalog import list_models
+    from .settings import build_settings
+
+    flags = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS}
+    for name in list_models(build_settings(flags, os.environ, args.config)):
+        sys.stdout.write(name + "\n")
     return EXIT_OK
 
 

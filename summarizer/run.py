@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
-from .artifacts import load_prompt, load_schema
+from .artifacts import load_schema, prompt_for
 from .errors import ConfigError
 from .inputs import STDIN, InputItem, iter_inputs, read_list
 from .observer import CliObserver
@@ -59,7 +59,7 @@ def summarize(settings: Settings, paths: list[str]) -> RunReport | None:
     from .backends import capabilities_of, max_tokens, model_name
 
     schema = load_schema(settings.schema)
-    prompt = load_prompt(schema.id)
+    prompt = prompt_for(schema, settings.prompt_dir)
     retry_items = _retry_items(settings) if settings.retry_failed else None
     paths = [] if retry_items is not None else _paths(paths, settings)
     if retry_items is None:

@@ -136,6 +136,10 @@ class LocalBackend:
     async def probe(self) -> None:
         """Nothing to probe: the model file was checked when this backend was built."""
 
+    async def list_models(self) -> list[str]:
+        """The one model this backend runs."""
+        return [self.model]
+
     def __init__(
         self,
         *,

@@ -12,6 +12,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 
 from ..errors import (
     AuthError,
+    ConfigError,
     QuotaExhausted,
     RateLimited,
     RequestRejected,
@@ -117,6 +118,22 @@ class OpenAIBackend:
 
     async def aclose(self) -> None:
         await self._client.close()
+
+    async def list_models(self, limit: int = 10_000) -> list[str]:
+        """The model ids the server offers (GET /models), sorted."""
+        import openai
+
+        names: list[str] = []
+        try:
+            async for model in self._client.models.list():
+                names.append(str(getattr(model, "id", "")))
+                if len(names) >= limit:
+                    break
+        except (openai.APITimeoutError, openai.APIConnectionError) as exc:
+            raise ConfigError(f"cannot reach the model server at {self._where()}: {self._clean(exc)}") from exc
+        except openai.APIStatusError as exc:
+            raise self._status_error(exc) from exc
+        return sorted(n for n in names if n)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         retrying = AsyncRetrying(
