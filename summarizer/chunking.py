@@ -6,7 +6,7 @@ import asyncio
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from functools import partial
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -99,9 +99,10 @@ async def extract_document(
     max_tokens: int = 2048,
     temperature: float = 0.0,
     check: Check | None = None,
+    hints: Mapping[str, str] | None = None,
 ) -> DocumentExtraction:
     """Extract a whole document: directly when it fits, else chunk by chunk and merged."""
-    options = {"max_reasks": max_reasks, "max_tokens": max_tokens, "temperature": temperature}
+    options = {"max_reasks": max_reasks, "max_tokens": max_tokens, "temperature": temperature, "hints": hints}
     chunks = split_text(text, max_chunk_chars) or [text]
     if len(chunks) == 1:
         one = await extract(text, schema, prompt, backend, check=check, **options)

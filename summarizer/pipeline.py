@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ValidationError
@@ -31,15 +31,23 @@ class Extraction:
     mode: str
 
 
-def build_messages(prompt: PromptSpec, text: str, boundary: str | None = None) -> list[dict[str, str]]:
-    """System + user messages; the document sits between boundary markers it does not contain."""
+def build_messages(prompt: PromptSpec, text: str, boundary: str | None = None,
+                   hints: Mapping[str, str] | None = None) -> list[dict[str, str]]:
+    """System + user messages; the document sits between boundary markers it does not contain.
+
+    `hints` are facts the tool measured (the source's language): stated in the system message.
+    """
     # Derived from the text itself: a document cannot contain a hash of itself, and the same
     # document always gets the same prompt, so local greedy decoding is reproducible.
     boundary = boundary or hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
     while boundary in text:  # only if the caller chose a boundary the text contains
         boundary = secrets.token_hex(12)
+    system = prompt.system
+    if hints and hints.get("language"):
+        system += (f"\n\nMeasured by the tool, not a guess: the document is written in the language with ISO "
+                   f"639-1 code {hints['language']!r}. Use it for the source language.")
     return [
-        {"role": "system", "content": prompt.system},
+        {"role": "system", "content": system},
         {"role": "user", "content": prompt.render_user(text, boundary)},
     ]
 
@@ -69,16 +77,19 @@ async def extract(
     max_tokens: int = 2048,
     temperature: float = 0.0,
     check: Check | None = None,
+    hints: Mapping[str, str] | None = None,
 ) -> Extraction:
     """Ask the backend, validate, and re-ask with the errors until valid or out of re-asks."""
-    messages = build_messages(prompt, text)
+    messages = build_messages(prompt, text, hints=hints)
+    language_path = schema.traits.language
+    fixed = ((language_path, hints["language"]),) if hints and hints.get("language") and language_path else ()
     usage = Usage()
     attempts = 0
     reasks = 0
     budget_raised = False
     raws: list[str] = []
     while True:
-        request = CompletionRequest(tuple(messages), schema, max_tokens, temperature)
+        request = CompletionRequest(tuple(messages), schema, max_tokens, temperature, fixed)
         completion: Completion = await backend.complete(request)
         attempts += 1
         usage += completion.usage

@@ -18,7 +18,7 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from .artifacts import PromptSpec, SchemaSpec
 from .backends.base import Backend, Capabilities, Completion, CompletionRequest
@@ -44,6 +44,8 @@ from .usage import Usage
 RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
 # Bytes read of one file at most per allowed character: UTF-32 takes 4, markup (HTML, PDF) more.
 BYTES_PER_CHAR = 8
+# The detector's share of the text in its top language above which the language is a known fact.
+CONFIDENT_LANGUAGE = 0.9
 
 Checker = Callable[[BaseModel, Document], dict[str, Any]]
 
@@ -161,7 +163,7 @@ class DocumentProcessor:
         usage = Usage()
         checks: dict[str, Any] | None = None
         if entry is None:
-            entry, usage, result = await self._extract(document)
+            entry, usage, result = await self._extract(document, key)
             checks = self._check(entry, document, result)
             self._cache_put(key, entry)
         if checks is None:  # cached: checks are redone when the checks or the day changed
@@ -225,7 +227,7 @@ class DocumentProcessor:
         if self.cache is not None:
             self.cache.put(key, entry)
 
-    async def _extract(self, document: Document) -> tuple[dict[str, Any], Usage, BaseModel]:
+    async def _extract(self, document: Document, key: str) -> tuple[dict[str, Any], Usage, BaseModel]:
         s = self.spec.settings
         checker = self.checker
         strict_check = None
@@ -233,19 +235,38 @@ class DocumentProcessor:
             from .checks import failures
 
             strict_check = lambda result: failures(checker(result, document))  # noqa: E731
+        language = detected_language(document.text)
+        hints = {"language": language[0]} if language[0] and language[1] >= CONFIDENT_LANGUAGE else None
+        # A long document's requests are cached one by one, so an interrupt keeps its finished chunks.
+        backend: Backend = self.gate
+        if self.cache is not None and document.chars > s.max_chunk_chars:
+            backend = RequestCache(self.gate, self.cache, key)
         extraction = await extract_document(
-            document.text, self.spec.schema, self.spec.prompt, self.gate,
+            document.text, self.spec.schema, self.spec.prompt, backend,
             max_reasks=s.max_reasks, max_tokens=self.spec.max_tokens, temperature=s.temperature,
-            max_chunk_chars=s.max_chunk_chars, check=strict_check,
+            max_chunk_chars=s.max_chunk_chars, check=strict_check, hints=hints,
         )
+        result = extraction.result
+        data = result.model_dump(mode="json")
+        path = self.spec.schema.traits.language
+        model_value = data.get(path) if path and "." not in path else None
+        if hints and path and model_value is not None and model_value != hints["language"]:
+            # The detector is confident: a fact the tool knows is not left to the model.
+            try:
+                result = self.spec.schema.model.model_validate({**data, path: hints["language"]})
+                data = result.model_dump(mode="json")
+            except ValidationError:
+                pass
         entry = {
-            "result": extraction.result.model_dump(mode="json"),
+            "result": data,
             "usage": extraction.usage.as_dict(),
             "attempts": extraction.attempts,
             "mode": extraction.mode,
             "chunks": extraction.chunks,
+            "language": {"detected": language[0], "confidence": round(language[1], 3), "model": model_value,
+                         "used": data.get(path) if path and "." not in path else None},
         }
-        return entry, extraction.usage, extraction.result
+        return entry, extraction.usage, result
 
     def _check(self, entry: dict[str, Any], document: Document, result: BaseModel | None = None) -> dict[str, Any]:
         """Checks of a result; a cached entry's are reused only if made today by these checks."""
@@ -270,6 +291,7 @@ class DocumentProcessor:
             "document": {
                 "path": display_path(document.path), "sha256": document.sha256, "chars": document.chars,
                 "encoding": document.encoding, "format": document.format, "chunks": entry.get("chunks", 1),
+                "language": entry.get("language"),
             },
             "schema": {"id": spec.schema.id, "version": spec.schema.version, "ref": spec.settings.schema,
                        "traits": self._traits},
@@ -283,6 +305,44 @@ class DocumentProcessor:
             "checks": checks,
             "result": entry["result"],
         }
+
+
+def detected_language(text: str) -> tuple[str | None, float]:
+    """The source's language by the detector (CLD2), and how sure it is (0..1)."""
+    from .checks import detect_language
+
+    probabilities = detect_language(text[:100_000])
+    if not probabilities:
+        return None, 0.0
+    code = max(probabilities, key=probabilities.__getitem__)
+    return code, probabilities[code]
+
+
+class RequestCache:
+    """A gate in front of the gate: answers to one long document's requests, cached one by one.
+
+    An interrupted long document keeps its finished chunks: the same command asks only for the
+    rest. Only complete answers are kept; a cached answer costs nothing (zero usage).
+    """
+
+    def __init__(self, gate: RequestGate, cache: Cache, document_key: str) -> None:
+        self._gate, self._cache, self._document_key = gate, cache, document_key
+        self.model, self.base_url = gate.model, gate.base_url
+
+    async def complete(self, request: CompletionRequest) -> Completion:
+        from .artifacts import canonical_json, sha256_text
+
+        key = "request:" + sha256_text(canonical_json({
+            "document": self._document_key, "messages": list(request.messages), "max_tokens": request.max_tokens,
+            "fixed": [list(pair) for pair in request.fixed]}))
+        stored = self._cache.get(key)
+        if stored is not None and isinstance(stored.get("content"), str):
+            return Completion(content=stored["content"], finish_reason="stop", usage=Usage(),
+                              mode=str(stored.get("mode") or "json_schema"))
+        completion = await self._gate.complete(request)
+        if completion.finish_reason == "stop" and completion.content and not completion.refusal:
+            self._cache.put(key, {"content": completion.content, "mode": completion.mode})
+        return completion
 
 
 def read_capped(path: str, limit: int, stream: bool = False) -> bytes:

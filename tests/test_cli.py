@@ -103,10 +103,10 @@ def test_changed_prompt_misses_the_cache(cli, server, tmp_path, monkeypatch):
     summarize(cli, server, tmp_path)
     original = load_prompt("article")
     changed = PromptSpec(original.id, "2", original.system + "\nBe brief.", original.user)
-    monkeypatch.setattr(run_module, "load_prompt", lambda name: changed)
+    monkeypatch.setattr(run_module, "prompt_for", lambda schema, prompt_dir=None: changed)
     summarize(cli, server, tmp_path)
     assert len(server.requests) == 2
-    assert server.requests[1].body["messages"][0]["content"].endswith("Be brief.")
+    assert "\nBe brief." in server.requests[1].body["messages"][0]["content"]
 
 
 def test_invalid_answer_is_reasked_and_then_succeeds(cli, server, tmp_path):

@@ -21,6 +21,9 @@ class CompletionRequest:
     schema: SchemaSpec
     max_tokens: int
     temperature: float = 0.0
+    # Values the tool knows for certain, by trait path (e.g. the detected source language): a
+    # backend that constrains decoding may force them; the others got them as hints in the prompt.
+    fixed: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
