@@ -328,4 +328,4 @@ def test_15_merge_spells_nested_link_values_as_their_targets() -> None:
              "agreement": {**SAMPLE_ARTICLE["agreement"], "parties": ["contemporary  amperex", "CATL ", "Tesla"]}}
     merged = merge_results(schema, [chunk, {**SAMPLE_ARTICLE, "agreement": None}])
     assert merged["agreement"]["parties"] == ["CATL", "Tesla"]  # an unknown party is left for validation to name
-    assert merged["organizations"][0] == _org("CATL", "Contemporary Amperex", role="party")
+    assert merged["organizations"][0] == _org("CATL", "Contemporary Amperex", role="party", country="China")
