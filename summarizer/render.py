@@ -115,7 +115,8 @@ def document_renderable(envelope: dict[str, Any]) -> Group:
         elif isinstance(value, dict):
             table = _table(_label(name), ["Field", "Value"])
             for field, item in _leaves(value):
-                table.add_row(safe(field.replace("_", " ").replace(".", " · ")), _marked(item, f"{name}.{field}", unsupported))
+                label = field.replace("_", " ").replace(".", " · ")
+                table.add_row(safe(label), _marked(item, f"{name}.{field}", unsupported))
             parts.append(table)
         else:
             details.add_row(safe(name.replace("_", " ")), _marked(value, name, unsupported))
