@@ -196,7 +196,7 @@ def _link_problems(data: dict[str, Any], traits: SchemaTraits) -> list[str]:
     problems = []
     for path, target in traits.links.items():
         holder, _ = item_path(target)
-        # The items' verbatim names count too: "the party" may be named as the source writes it.
+        # The items' verbatim names count too: a link may name its target as the source writes it.
         names = [target, *(v for v in traits.verbatim if item_path(v)[0] == holder)]
         known = {normalize(value) for name in names for _, value in strings_at(data, name)}
         for where, value in strings_at(data, path):

@@ -4,7 +4,7 @@
 model also holds its English fields to short ASCII text and spells its summary out as sentences;
 `link_schema` builds the second pass for an answer that breaks a LinksTo; `to_gbnf` converts.
 
-Traits name fields by result paths (`organizations[].name`); a JSON Schema declares each field
+Traits name fields by result paths (`clubs[].name`); a JSON Schema declares each field
 once per node (often in `$defs`, shared by every path through it), so paths are followed
 through `$ref`, nullable `anyOf` and array `items` to the node that declares the field.
 """
@@ -176,9 +176,9 @@ def _alternatives(schema: dict[str, Any], node: Any, depth: int = 0) -> list[dic
 def link_schema(schema: dict[str, Any], links: dict[str, str], answer: Any) -> dict[str, Any] | None:
     """The schema with each broken link held to the names in `answer`, or None if all links hold.
 
-    A link `agreement.parties[]` -> `organizations[].name` means every party must be the name of
-    one of the organizations; a grammar cannot say that, so the second pass fixes the
-    organizations to the first answer's and offers their names as an enum.
+    A link `final.teams[]` -> `clubs[].name` means every team must be the name of one of the
+    clubs; a grammar cannot say that, so the second pass fixes the clubs to the first answer's
+    and offers their names as an enum.
     """
     if not isinstance(answer, dict):
         return None

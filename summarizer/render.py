@@ -44,7 +44,7 @@ def _table(title: str, columns: Iterable[str]) -> Table:
 
 
 def _unsupported_fields(envelope: dict[str, Any]) -> set[str]:
-    # Concrete paths (`organizations[1].name_original`), as the checks name the values they flag.
+    # Concrete paths (`clubs[1].spelled`), as the checks name the values they flag.
     checks = envelope.get("checks") or {}
     return {str(item.get("field")) for item in checks.get("unsupported", []) if isinstance(item, dict)}
 
@@ -70,13 +70,13 @@ def _plain(value: Any) -> Any:
 
 
 def _label(name: str) -> str:
-    """A field name as a heading: `key_figures` -> `Key figures`."""
+    """A field name as a heading: `key_points` -> `Key points`."""
     words = name.replace("_", " ").strip()
     return words[:1].upper() + words[1:]
 
 
 def _leaves(value: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
-    # The fields of an object, nested objects flattened to `signed_on.as_written`.
+    # The fields of an object, nested objects flattened to `venue.city`.
     rows: list[tuple[str, Any]] = []
     for key, item in value.items():
         if isinstance(item, dict) and item:

@@ -4,16 +4,16 @@ A schema marks its fields with `typing.Annotated` markers::
 
     from summarizer.traits import Verbatim, English, Title, Summary, SourceLanguage, Key, LinksTo
 
-    class Person(BaseModel):
+    class Club(BaseModel):
         name: Annotated[str, English(), Key()] = Field(description="Name in English.")
-        name_original: Annotated[str, Verbatim()] = Field(description="As written in the source.")
+        spelled: Annotated[str, Verbatim()] = Field(description="As written in the source.")
 
 Checks (grounding), grammar building, chunk merging, rendering, reports and export read the
 resulting `SchemaTraits`, never a field name. Traits are plain data (`as_dict`), written into
 every output document, so reports never need to import a schema to understand an output.
 
-Paths name fields from the root: `agreement.signed_on.as_written`; `[]` steps into each item of
-a list: `organizations[].name_original`.
+Paths name fields from the root: `match.venue.city`; `[]` steps into each item of a list:
+`clubs[].spelled`.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ class Key(Trait):
 
 @dataclass(frozen=True)
 class LinksTo(Trait):
-    """The value must be one of the values at `target` (e.g. `organizations[].name`)."""
+    """The value must be one of the values at `target` (e.g. `clubs[].name`)."""
 
     target: str
 

@@ -101,7 +101,7 @@ class LocalBackend:
             completion = self._generate(llama, request, self._grammar(llama, request.schema))
             linked = self._linked_grammar(llama, request.schema, completion)
             if linked is not None:
-                # Second pass: the same answer's organizations fixed, parties chosen among their names.
+                # Second pass: the link targets fixed as first answered, link values chosen among them.
                 second = self._generate(llama, request, linked)
                 completion = replace(second, usage=completion.usage + second.usage)
         return completion
