@@ -323,20 +323,20 @@ def _respell_links(merged: dict[str, Any], traits: SchemaTraits) -> None:
                     values[:] = [v for v in values if not (_key(v, None) in seen or seen.add(_key(v, None)))]
 
 
-def _linked(merged: dict[str, Any], traits: SchemaTraits, name: str) -> tuple[str | None, set[str]]:
-    """The key field of the top-level list `name` and the folded values that links name in it."""
+def _linked(merged: dict[str, Any], traits: SchemaTraits, name: str) -> dict[str, set[str]]:
+    """Field -> the folded values that links name in the top-level list `name`."""
+    named: dict[str, set[str]] = {}
     for path, target in traits.links.items():
         holder, key = item_path(target)
         if holder == f"{name}[]":
-            return key, {fold(v) for _, v in strings_at(merged, path)}
-    return None, set()
+            named.setdefault(key, set()).update(fold(v) for _, v in strings_at(merged, path))
+    return named
 
 
-def _cap(items: list[Any], limit: int, linked: tuple[str | None, set[str]]) -> list[Any]:
+def _cap(items: list[Any], limit: int, named: dict[str, set[str]]) -> list[Any]:
     """The first `limit` items, except that items a link names are kept before any other."""
-    key, named = linked
-    keep = {i for i, item in enumerate(items)
-            if key is not None and isinstance(item, dict) and isinstance(item.get(key), str) and fold(item[key]) in named}
+    keep = {i for i, item in enumerate(items) if isinstance(item, dict)
+            and any(fold(str(item.get(key) or "")) in values for key, values in named.items())}
     keep = set(sorted(keep)[:limit])
     for i in range(len(items)):
         if len(keep) >= limit:

@@ -89,11 +89,6 @@ class SchemaTraits:
         """Every English field: the title, the summary and the English-marked ones, each once."""
         return tuple(dict.fromkeys(p for p in (self.title, self.summary, *self.english) if p))
 
-    @property
-    def checked(self) -> bool:
-        """True when the schema declares anything the grounding or language checks can read."""
-        return bool(self.verbatim or self.english_paths or self.language or self.links)
-
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form, written into output documents."""
         return {

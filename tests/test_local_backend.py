@@ -169,10 +169,12 @@ def test_small_model_rules_follow_a_user_schemas_traits_node_by_node(tmp_path: P
     defs, properties = small["$defs"], small["properties"]
     # One property name, two meanings: English in Club, verbatim in Venue; each node keeps its own.
     assert re.compile(defs["Club"]["properties"]["name"]["pattern"]).match("Hertha BSC")
-    assert "pattern" not in defs["Venue"]["properties"]["name"] and "pattern" not in defs["Club"]["properties"]["spelled"]
+    assert "pattern" not in defs["Venue"]["properties"]["name"]
+    assert "pattern" not in defs["Club"]["properties"]["spelled"]
     assert re.compile(defs["Venue"]["properties"]["city"]["anyOf"][0]["pattern"]).match("Berlin")
     assert re.compile(properties["tags"]["items"]["pattern"]).match("derby")
-    assert re.compile(properties["gist"]["pattern"]).match("Hertha won the derby. Union lost at home. The match was close.")
+    sentences = re.compile(properties["gist"]["pattern"])
+    assert sentences.match("Hertha won the derby. Union lost at home. The match was close.")
     assert "pattern" not in properties["note"]  # unmarked free text: no rule
     assert re.compile(properties["winner"]["anyOf"][0]["pattern"]).match("Hertha")  # links to an English field
     assert spec.model.model_json_schema() == spec.json_schema  # the original is left alone
@@ -186,7 +188,8 @@ def test_link_schema_holds_a_user_schemas_scalar_link(tmp_path: Path) -> None:
     assert link_schema(prepared, spec.traits.links, answer) is None
     linked = link_schema(prepared, spec.traits.links, {**answer, "winner": "Bayern"})
     assert linked["properties"]["clubs"] == {"const": clubs}
-    assert linked["properties"]["winner"]["anyOf"] == [{"type": "string", "enum": ["Hertha", "Union"]}, {"type": "null"}]
+    assert linked["properties"]["winner"]["anyOf"] == [{"type": "string", "enum": ["Hertha", "Union"]},
+                                                       {"type": "null"}]
     assert link_schema(prepared, spec.traits.links, {**answer, "clubs": [], "winner": "Bayern"}) is None  # no names
 
 
