@@ -19,7 +19,8 @@ from _common import ROOT
 
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.base import Completion, CompletionRequest
-from summarizer.backends.local import LocalBackend, compile_grammar, link_schema
+from summarizer.backends.local import LocalBackend, compile_grammar
+from summarizer.grammar import link_schema
 from summarizer.errors import ExtractionError
 from summarizer.pipeline import extract
 
@@ -101,7 +102,7 @@ def main() -> None:
     from llama_cpp import LlamaGrammar
 
     schema = load_schema("article")
-    prepared, links = backend.prepared_schema(schema), schema.model.GRAMMAR_LINKS
+    prepared, links = backend.prepared_schema(schema), dict(schema.traits.links)
     grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, prepared))
     # Warm both paths (thread pool, grammar cache, first allocations) outside the timings.
     warm = Recorder(backend)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+from datetime import date
 from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
@@ -110,10 +111,6 @@ class Article(BaseModel):
 
     SCHEMA_ID: ClassVar[str] = "article"
     SCHEMA_VERSION: ClassVar[str] = "3"
-    # For grammar-constrained decoders (the local backend): what a grammar alone cannot express.
-    GRAMMAR_LINKS: ClassVar[dict[str, str]] = {"agreement.parties": "organizations.name"}
-    # Properties copied from the source in its own script; the other free text is English.
-    GRAMMAR_VERBATIM: ClassVar[frozenset[str]] = frozenset({"name_original", "as_written", "value"})
 
     model_config = ConfigDict(extra="forbid", title="Article")
 
@@ -143,6 +140,13 @@ class Article(BaseModel):
     def _drop_repeats(cls, data: Any) -> Any:
         return drop_repeats_in(data, ("organizations", "people", "key_figures", "topics"))
 
+    @classmethod
+    def run_day_checks(cls, result: dict[str, Any], today: date) -> list[str]:
+        """Checks that need the run's day (summarizer.checks calls them): no signing date after it."""
+        agreement = result.get("agreement") or {}
+        problem = _date_problem(agreement.get("signed_on") or {}, today)
+        return [problem] if problem else []
+
     @field_validator("source_language")
     @classmethod
     def _iso_639_1(cls, value: str) -> str:
@@ -171,3 +175,18 @@ class Article(BaseModel):
                     "add them to organizations or use the organization's exact 'name'"
                 )
         return self
+
+
+def _date_problem(signed: dict[str, Any], today: date) -> str | None:
+    year, month, day = signed.get("year"), signed.get("month"), signed.get("day")
+    if not isinstance(year, int):
+        return None  # without a year a date cannot be placed before or after today
+    try:
+        earliest = date(year, month or 1, day or 1)  # a partial date is in the future only if all of it is
+    except (TypeError, ValueError):
+        return f"agreement.signed_on {year}-{month}-{day} is not a real calendar date"
+    if earliest > today:
+        shown = "-".join(f"{v:02d}" for v in (year, month, day) if isinstance(v, int))
+        return (f"agreement.signed_on {shown} is in the future of this run ({today.isoformat()}): "
+                "use the date the text gives, or null")
+    return None

@@ -26,8 +26,6 @@ class Generic(BaseModel):
 
     SCHEMA_ID: ClassVar[str] = "generic"
     SCHEMA_VERSION: ClassVar[str] = "2"
-    # For grammar-constrained decoders: properties copied from the source in its own script.
-    GRAMMAR_VERBATIM: ClassVar[frozenset[str]] = frozenset({"name_original"})
 
     model_config = ConfigDict(extra="forbid", title="Generic")
 

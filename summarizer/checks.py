@@ -1,15 +1,20 @@
 """Grounding checks: is what the model wrote supported by the source text? Pure functions.
 
-`run_checks` returns {"passed", "unsupported": [{"field", "value"}], "failures": [str],
+Every check is driven by the schema's traits (summarizer/traits.py), never by a field name.
+`run_checks` returns {"passed", "grounding", "unsupported": [{"field", "value"}], "failures": [str],
 "detected_languages": {"source", "summary", "title"}, "skipped": [str]}:
 
-- every verbatim value (`name_original`, `signed_on.as_written`, `key_figures[].value`) must occur
-  in the source once both sides are NFKC-normalized, case-folded and stripped of whitespace, so the
-  test needs no word boundaries and works the same for Latin, Cyrillic, CJK, Thai or Lao text;
-- `summary` and `title` must be English, `source_language` must agree with a detector run on the
-  source (CLD2 via pycld2: fast and deterministic);
-- agreement parties must be among the organizations, and the signing date not after the run's day.
+- every Verbatim value must occur in the source once both sides are NFKC-normalized, case-folded
+  and stripped of whitespace, so the test needs no word boundaries and works the same for Latin,
+  Cyrillic, CJK, Thai or Lao text ("grounding": "checked"; "not_checked" when the schema marks
+  no field Verbatim, and `skipped` says so);
+- English fields (Title, Summary, English) must be English, the SourceLanguage field must agree
+  with a detector run on the source (CLD2 via pycld2: fast and deterministic);
+- every LinksTo value must be one of its target's values (or the same items' Verbatim values);
+- a schema may add checks that need the run's day with a classmethod
+  `run_day_checks(cls, result: dict, today: date) -> list[str]` (the article's signing date).
 
+`passed` is null when nothing at all could be checked, never true for want of checks.
 Language verdicts only fail a result when the detector is confident: a short title ("CATL-HKU
 zero carbon alliance" reads as Italian to n-gram models) is judged by its script alone.
 """
@@ -26,6 +31,8 @@ from pydantic import BaseModel
 
 from summarizer.schemas._common import fold
 
+from .traits import SchemaTraits, item_path, strings_at, traits_of
+
 if TYPE_CHECKING:
     from .documents import Document
 
@@ -36,7 +43,7 @@ _PUNCTUATION = str.maketrans({
     "\u2033": '"', "\u2039": '"', "\u203a": '"', "\u300c": '"', "\u300d": '"',
     "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
 })
-CHECKS_VERSION = "1"  # bump when a check changes, so cached results are checked again
+CHECKS_VERSION = "2"  # bump when a check changes, so cached results are checked again
 CONFIDENT = 0.9  # the detector's top language must be at least this likely to fail a result
 PLAUSIBLE = 0.1  # a claimed language at least this likely is accepted even if it is not the top one
 MIN_WORDS = 6  # fewer words than this: too little text for a statistical language verdict
@@ -68,24 +75,6 @@ def unsupported_sentence(field: str, value: str) -> str:
     """The failure sentence for a value that is not in the source (the report filters on it)."""
     return (f"{field} {value!r} does not occur in the source text: copy it exactly as written there, "
             "or leave the item out if the text does not state it")
-
-
-def _quoted_values(result: dict[str, Any]) -> list[tuple[str, str]]:
-    # (field, value) pairs that the schema says are copied verbatim from the source.
-    values: list[tuple[str, str]] = []
-    for i, org in enumerate(result.get("organizations") or []):
-        values.append((f"organizations[{i}].name_original", org.get("name_original")))
-    for i, person in enumerate(result.get("people") or []):
-        values.append((f"people[{i}].name_original", person.get("name_original")))
-    for i, entity in enumerate(result.get("entities") or []):
-        values.append((f"entities[{i}].name_original", entity.get("name_original")))
-    agreement = result.get("agreement") or {}
-    signed = agreement.get("signed_on") or {}
-    if signed.get("as_written"):
-        values.append(("agreement.signed_on.as_written", signed["as_written"]))
-    for i, figure in enumerate(result.get("key_figures") or []):
-        values.append((f"key_figures[{i}].value", figure.get("value")))
-    return [(f, v) for f, v in values if isinstance(v, str) and v.strip()]
 
 
 @lru_cache(maxsize=1)
@@ -169,7 +158,7 @@ def _english_problem(field: str, text: str) -> tuple[str | None, str | None]:
     return code, None
 
 
-def _source_language_problem(claimed: str, source: str) -> tuple[str | None, str | None]:
+def _source_language_problem(field: str, claimed: str, source: str) -> tuple[str | None, str | None]:
     """(detected source language, failure sentence if it confidently contradicts the claim)."""
     probabilities = detect_language(source)
     code, probability = _top(probabilities)
@@ -182,57 +171,90 @@ def _source_language_problem(claimed: str, source: str) -> tuple[str | None, str
         if script is None:  # digits, symbols: nothing to go on
             return None, None
         # Letters the detector knows no language for: the text is not in any language it knows.
-        return script.lower(), (f"source_language {claimed!r} does not match the source text, which is written "
+        return script.lower(), (f"{field} {claimed!r} does not match the source text, which is written "
                                 f"in {script.title()} script: give the ISO 639-1 code of the source's language")
     if code != claimed and probability >= CONFIDENT and probabilities.get(claimed, 0.0) < PLAUSIBLE:
-        return code, (f"source_language {claimed!r} does not match the source text, which reads as {code!r}: "
+        return code, (f"{field} {claimed!r} does not match the source text, which reads as {code!r}: "
                       "give the ISO 639-1 code of the source's language")
     return code, None
 
 
-def _date_problem(signed: dict[str, Any], today: date) -> str | None:
-    year, month, day = signed.get("year"), signed.get("month"), signed.get("day")
-    if not isinstance(year, int):
-        return None  # without a year a date cannot be placed before or after today
-    try:
-        earliest = date(year, month or 1, day or 1)  # a partial date is in the future only if all of it is
-    except (TypeError, ValueError):
-        return f"agreement.signed_on {year}-{month}-{day} is not a real calendar date"
-    if earliest > today:
-        shown = "-".join(f"{v:02d}" for v in (year, month, day) if isinstance(v, int))
-        return (f"agreement.signed_on {shown} is in the future of this run ({today.isoformat()}): "
-                "use the date the text gives, or null")
-    return None
+@lru_cache(maxsize=64)
+def schema_traits(model: type[BaseModel]) -> SchemaTraits:
+    """The traits of a schema model, read once per model."""
+    return traits_of(model)
 
 
-def run_checks(result: BaseModel, document: Document, today: date | None = None) -> dict[str, Any]:
-    """All checks of one result against its source; stored under `checks` in the output."""
+def _unsupported(data: dict[str, Any], traits: SchemaTraits, compact_source: str) -> list[dict[str, str]]:
+    return [{"field": where, "value": value}
+            for path in traits.verbatim for where, value in strings_at(data, path)
+            if not _occurs(value, compact_source)]
+
+
+def _link_problems(data: dict[str, Any], traits: SchemaTraits) -> list[str]:
+    """Each LinksTo value that names none of its targets (by the target field or the items' Verbatim fields)."""
+    problems = []
+    for path, target in traits.links.items():
+        holder, _ = item_path(target)
+        # The items' verbatim names count too: a link may name its target as the source writes it.
+        names = [target, *(v for v in traits.verbatim if item_path(v)[0] == holder)]
+        known = {normalize(value) for name in names for _, value in strings_at(data, name)}
+        for where, value in strings_at(data, path):
+            if normalize(value) not in known:
+                problems.append(f"{where} {value!r} is not among the values of {target}: "
+                                f"use one of them exactly, or add it there")
+    return problems
+
+
+def _language_problems(data: dict[str, Any], traits: SchemaTraits, source: str,
+                       detected: dict[str, str | None]) -> list[str]:
+    problems: list[str] = []
+    roles = {traits.title: "title", traits.summary: "summary"}
+    for path in traits.english_paths:
+        for where, value in strings_at(data, path):
+            code, problem = _english_problem(where, value)
+            if path in roles and where == path:  # reported under its role, whatever the field's name
+                detected[roles[path]] = code
+            problems += [problem] if problem else []
+    if traits.language is not None:
+        for _, claimed in strings_at(data, traits.language):
+            detected["source"], problem = _source_language_problem(traits.language, claimed, source)
+            problems += [problem] if problem else []
+    return problems
+
+
+def run_checks(result: BaseModel, document: Document, today: date | None = None, *,
+               schema: type[BaseModel] | None = None) -> dict[str, Any]:
+    """All checks of one result against its source; stored under `checks` in the output.
+
+    `schema` is the result's model class (default: the result's own class).
+    """
+    model = schema if schema is not None else type(result)
+    traits = schema_traits(model)
     data = result.model_dump(mode="json")
-    source = _compact(document.text)
-    unsupported = [{"field": f, "value": v} for f, v in _quoted_values(data) if not _occurs(v, source)]
+    unsupported = _unsupported(data, traits, _compact(document.text))
     failures = [unsupported_sentence(u["field"], u["value"]) for u in unsupported]
     detected: dict[str, str | None] = {}
     skipped: list[str] = []
-    if _detector() is None:
+    ran = bool(traits.verbatim or traits.links)
+    if not traits.verbatim:
+        skipped.append("grounding: the schema marks no field Verbatim(), so no value was compared with the source")
+    languages = bool(traits.english_paths or traits.language)
+    if languages and _detector() is None:
         skipped.append("language checks: the pycld2 package is not installed")
-    else:
-        for field in ("summary", "title"):
-            if isinstance(data.get(field), str):
-                detected[field], problem = _english_problem(field, data[field])
-                failures += [problem] if problem else []
-        if isinstance(data.get("source_language"), str):
-            detected["source"], problem = _source_language_problem(data["source_language"], document.text)
-            failures += [problem] if problem else []
-    agreement = data.get("agreement") or {}
-    problem = _date_problem(agreement.get("signed_on") or {}, today or date.today())
-    failures += [problem] if problem else []
-    organizations = data.get("organizations") or []
-    known = {normalize(o.get(k) or "") for o in organizations for k in ("name", "name_original")}
-    for party in agreement.get("parties") or []:
-        if normalize(party) not in known:
-            failures.append(f"agreement party {party!r} is not among the organizations: add it or use its 'name'")
-    return {"passed": not failures, "unsupported": unsupported, "failures": failures,
-            "detected_languages": detected, "skipped": skipped}
+    elif languages:
+        ran = True
+        failures += _language_problems(data, traits, document.text, detected)
+    failures += _link_problems(data, traits)
+    day_checks = getattr(model, "run_day_checks", None)
+    if callable(day_checks):
+        ran = True
+        failures += [str(p) for p in day_checks(data, today or date.today())]
+    if not ran:
+        skipped.append("nothing was checked: mark the schema's fields with Verbatim(), English(), SourceLanguage() "
+                       "or LinksTo() (see summarizer/traits.py)")
+    return {"passed": (not failures) if ran else None, "grounding": "checked" if traits.verbatim else "not_checked",
+            "unsupported": unsupported, "failures": failures, "detected_languages": detected, "skipped": skipped}
 
 
 def failures(checks: dict[str, Any]) -> list[str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import unicodedata
 from collections import Counter
@@ -19,6 +20,7 @@ from .artifacts import PromptSpec, SchemaSpec
 from .backends.base import Backend
 from .errors import InvalidAnswer
 from .pipeline import Check, Extraction, describe_validation_error, extract
+from .traits import SchemaTraits, item_path, iter_values, set_value, strings_at
 
 T = TypeVar("T")
 
@@ -115,9 +117,10 @@ async def extract_document(
     usage = sum((p.usage for p in [*parts, *extra]), overall.usage)
     attempts = sum(p.attempts for p in [*parts, *extra]) + overall.attempts
     merged = merge_results(schema, [p.result.model_dump(mode="json") for p in parts])
-    for name in ("title", "summary"):
-        if name in merged:
-            merged[name] = getattr(overall.result, name)
+    written = overall.result.model_dump(mode="json")
+    for path in (schema.traits.title, schema.traits.summary):  # the overall ones, not the first chunk's
+        for where, value in iter_values(written, path) if path else ():
+            set_value(merged, where, value)
     try:
         result = schema.model.model_validate(merged)
     except ValidationError as exc:
@@ -131,11 +134,15 @@ async def extract_document(
     return DocumentExtraction(result, overall.raw, attempts, usage, overall.mode, len(chunks))
 
 
-def _digest(parts: Sequence[Extraction], first: int, total: int) -> str:
-    return "\n\n".join(
-        f"Part {i} of {total}: {getattr(p.result, 'title', '')}. {getattr(p.result, 'summary', '')}"
-        for i, p in enumerate(parts, first)
-    )
+def _digest(parts: Sequence[Extraction], first: int, total: int, traits: SchemaTraits) -> str:
+    return "\n\n".join(f"Part {i} of {total}: {_gist(p, traits)}" for i, p in enumerate(parts, first))
+
+
+def _gist(part: Extraction, traits: SchemaTraits) -> str:
+    """A part's title and summary, as the schema's traits name them."""
+    data = part.result.model_dump(mode="json")
+    texts = [" ".join(v for _, v in strings_at(data, path)) if path else "" for path in (traits.title, traits.summary)]
+    return ". ".join(texts)
 
 
 async def _summarize_parts(
@@ -149,13 +156,13 @@ async def _summarize_parts(
     """
     intermediate: list[Extraction] = []
     while True:
-        digest = _digest(parts, 1, len(parts))
+        digest = _digest(parts, 1, len(parts), schema.traits)
         if len(digest) <= limit or len(parts) == 1:
             return await extract(digest, schema, prompt, backend, **options), intermediate
         groups: list[list[tuple[int, Extraction]]] = [[]]
         size = 0
         for i, part in enumerate(parts, 1):
-            length = len(_digest([part], i, len(parts))) + 2
+            length = len(_digest([part], i, len(parts), schema.traits)) + 2
             if groups[-1] and size + length > limit:
                 groups.append([])
                 size = 0
@@ -164,7 +171,8 @@ async def _summarize_parts(
         if len(groups) == len(parts):  # every summary alone fills half a request: grouping cannot help
             return await extract(digest, schema, prompt, backend, **options), intermediate
         parts = await _bounded(
-            [partial(extract, _digest([p for _, p in g], g[0][0], len(parts)), schema, prompt, backend, **options)
+            [partial(extract, _digest([p for _, p in g], g[0][0], len(parts), schema.traits), schema, prompt, backend,
+                     **options)
              for g in groups],
             CHUNK_CONCURRENCY,
         )
@@ -190,19 +198,36 @@ async def _bounded(calls: list[Callable[[], Awaitable[T]]], limit: int) -> list[
 
 
 def merge_results(schema: SchemaSpec, results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Lists concatenated and de-duplicated (by name), bounded by the schema; scalars: first set."""
-    properties = schema.json_schema.get("properties", {})
+    """One result from the chunks' results, read through the schema's traits.
+
+    Lists hold each item once: entities by their Key field, other items by their whole value,
+    both folded (the schemas' own duplicate key). A later mention fills the fields the first one
+    left empty, and where two mentions pick different options of a choice, the option the schema
+    lists first wins ("party" before "mentioned": list specific options first, "other" last).
+    The source language is the chunks' most common one; any other field is the first chunk's
+    value that is set. Link values are then spelled as their targets, and a list cut to the
+    schema's maxItems keeps the items that links name.
+    """
+    traits = schema.traits
+    root = schema.json_schema
+    properties = root.get("properties", {})
     merged: dict[str, Any] = {}
     for name, prop in properties.items():
         values = [r.get(name) for r in results]
         if _is_array(prop):
-            merged[name] = _merge_list([v for v in values if v], _max_items(prop))
-        elif name == "source_language":
+            lists = [v for v in values if isinstance(v, list)]
+            merged[name] = _merge_list(lists, traits.entities.get(name), _choices(root, prop))
+        elif name == traits.language:
             present = [v for v in values if v]
             # most_common keeps first-seen order on ties, so the result does not depend on hashing.
             merged[name] = Counter(present).most_common(1)[0][0] if present else None
         else:
             merged[name] = next((v for v in values if v not in (None, "", [])), values[0] if values else None)
+    _respell_links(merged, traits)
+    for name, prop in properties.items():
+        limit = _max_items(prop) if _is_array(prop) else None
+        if limit is not None and isinstance(merged[name], list) and len(merged[name]) > limit:
+            merged[name] = _cap(merged[name], limit, _linked(merged, traits, name))
     return merged
 
 
@@ -216,29 +241,106 @@ def _max_items(prop: dict[str, Any]) -> int | None:
     return next((o["maxItems"] for o in prop.get("anyOf", []) if "maxItems" in o), None)
 
 
-def _fold(value: Any) -> str:
+def _resolve(root: dict[str, Any], node: Any) -> Any:
+    # Through a nullable anyOf and a $ref to the node that says what the value is.
+    if isinstance(node, dict) and "anyOf" in node:
+        node = next((o for o in node["anyOf"] if isinstance(o, dict) and o.get("type") != "null"), node)
+    if isinstance(node, dict) and isinstance(node.get("$ref"), str):
+        node = root.get("$defs", {}).get(node["$ref"].rsplit("/", 1)[-1], node)
+    return node
+
+
+def _choices(root: dict[str, Any], prop: dict[str, Any]) -> dict[str, list[Any]]:
+    """For a list of objects: each field with a fixed set of options, and the options in schema order."""
+    items = _resolve(root, _resolve(root, prop).get("items"))
+    fields = items.get("properties", {}) if isinstance(items, dict) else {}
+    found = {}
+    for field, node in fields.items():
+        node = _resolve(root, node)
+        if isinstance(node, dict) and isinstance(node.get("enum"), list):
+            found[field] = node["enum"]
+    return found
+
+
+def _key(item: Any, key: str | None) -> str:
     # The schemas' own duplicate check key, so merging and validation agree on "the same name".
-    return fold(str(value))
+    if isinstance(item, dict):
+        if key is not None and isinstance(item.get(key), str) and item[key].strip():
+            return fold(item[key])
+        return fold(json.dumps(item, sort_keys=True, ensure_ascii=False))
+    return fold(str(item))
 
 
-def _merge_list(lists: list[list[Any]], limit: int | None) -> list[Any]:
-    """One list, each entity once: later mentions fill fields the first one left empty."""
+def _merge_list(lists: list[list[Any]], key: str | None, choices: dict[str, list[Any]]) -> list[Any]:
+    """One list, each item once: later mentions fill empty fields and may pick an earlier option."""
     kept: dict[str, Any] = {}
     for items in lists:
         for item in items:
-            if isinstance(item, dict):
-                key = _fold(item["name"]) if item.get("name") else _fold(repr(sorted(item.items())))
-            else:
-                key = _fold(item)
-            if key not in kept:
-                kept[key] = dict(item) if isinstance(item, dict) else item
+            k = _key(item, key)
+            if k not in kept:
+                kept[k] = dict(item) if isinstance(item, dict) else item
                 continue
-            first = kept[key]
-            if isinstance(first, dict) and isinstance(item, dict):
-                for field, value in item.items():
-                    if first.get(field) in (None, "", []) and value not in (None, "", []):
-                        first[field] = value
-                if item.get("role") == "party":  # a party in any chunk is a party of the document
-                    first["role"] = "party"
-    out = list(kept.values())
-    return out[:limit] if limit else out
+            first = kept[k]
+            if not (isinstance(first, dict) and isinstance(item, dict)):
+                continue
+            for field, value in item.items():
+                current = first.get(field)
+                if current in (None, "", []) and value not in (None, "", []):
+                    first[field] = value
+                elif _earlier(choices.get(field), value, current):
+                    first[field] = value  # e.g. a party in any chunk is a party of the document
+    return list(kept.values())
+
+
+def _earlier(options: list[Any] | None, value: Any, current: Any) -> bool:
+    return bool(options) and value in options and current in options and options.index(value) < options.index(current)
+
+
+def _targets(merged: dict[str, Any], traits: SchemaTraits, target: str) -> dict[str, str]:
+    """Folded name -> the target's spelling, for every value a link to `target` may use."""
+    holder, key = item_path(target)
+    verbatim = [item_path(v)[1] for v in traits.verbatim if item_path(v)[0] == holder]
+    spelled: dict[str, str] = {}
+    for _, item in iter_values(merged, holder):
+        if isinstance(item, dict) and isinstance(item.get(key), str):
+            spelled[fold(item[key])] = item[key]
+            for field in verbatim:
+                if isinstance(item.get(field), str):
+                    spelled.setdefault(fold(item[field]), item[key])
+    return spelled
+
+
+def _respell_links(merged: dict[str, Any], traits: SchemaTraits) -> None:
+    """Each link value spelled exactly as the target it names, and named once."""
+    for path, target in traits.links.items():
+        spelled = _targets(merged, traits, target)
+        for where, value in list(strings_at(merged, path)):
+            if spelled.get(fold(value), value) != value:
+                set_value(merged, where, spelled[fold(value)])
+        if path.endswith("[]"):
+            for _, values in iter_values(merged, path[:-2]):
+                if isinstance(values, list):
+                    seen: set[str] = set()
+                    values[:] = [v for v in values if not (_key(v, None) in seen or seen.add(_key(v, None)))]
+
+
+def _linked(merged: dict[str, Any], traits: SchemaTraits, name: str) -> dict[str, set[str]]:
+    """Field -> the folded values that links name in the top-level list `name`."""
+    named: dict[str, set[str]] = {}
+    for path, target in traits.links.items():
+        holder, key = item_path(target)
+        if holder == f"{name}[]":
+            named.setdefault(key, set()).update(fold(v) for _, v in strings_at(merged, path))
+    return named
+
+
+def _cap(items: list[Any], limit: int, named: dict[str, set[str]]) -> list[Any]:
+    """The first `limit` items, except that items a link names are kept before any other."""
+    keep = {i for i, item in enumerate(items) if isinstance(item, dict)
+            and any(fold(str(item.get(key) or "")) in values for key, values in named.items())}
+    keep = set(sorted(keep)[:limit])
+    for i in range(len(items)):
+        if len(keep) >= limit:
+            break
+        keep.add(i)
+    return [item for i, item in enumerate(items) if i in keep]

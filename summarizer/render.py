@@ -12,6 +12,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from .traits import SchemaTraits
+
 if TYPE_CHECKING:
     from .outcome import RunReport
 
@@ -41,69 +43,96 @@ def _table(title: str, columns: Iterable[str]) -> Table:
     return table
 
 
-def _unsupported_values(envelope: dict[str, Any]) -> set[str]:
+def _unsupported_fields(envelope: dict[str, Any]) -> set[str]:
+    # Concrete paths (`clubs[1].spelled`), as the checks name the values they flag.
     checks = envelope.get("checks") or {}
-    return {str(item.get("value")) for item in checks.get("unsupported", []) if isinstance(item, dict)}
+    return {str(item.get("field")) for item in checks.get("unsupported", []) if isinstance(item, dict)}
 
 
-def _marked(value: Any, unsupported: set[str]) -> Text:
-    text = safe(value)
-    if value is not None and str(value) in unsupported:
+def _marked(value: Any, where: str, unsupported: set[str]) -> Text:
+    """A value, struck through and labelled when the checks found it nowhere in the source."""
+    if isinstance(value, list) and any(f"{where}[{i}]" in unsupported for i in range(len(value))):
+        return Text(", ").join(_marked(v, f"{where}[{i}]", unsupported) for i, v in enumerate(value))
+    text = safe(_plain(value))
+    if value is not None and where in unsupported:
         text.stylize(UNSUPPORTED_STYLE)
         text.append(" (not in source)", style="red")
     return text
 
 
+def _plain(value: Any) -> Any:
+    # An object inside a cell: its set fields, "field: value; ...".
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {_plain(v)}" for k, v in value.items() if v not in (None, "", []))
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return " | ".join(str(_plain(v)) for v in value)
+    return value
+
+
+def _label(name: str) -> str:
+    """A field name as a heading: `key_points` -> `Key points`."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
+
+
+def _leaves(value: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    # The fields of an object, nested objects flattened to `venue.city`.
+    rows: list[tuple[str, Any]] = []
+    for key, item in value.items():
+        if isinstance(item, dict) and item:
+            rows += _leaves(item, f"{prefix}{key}.")
+        else:
+            rows.append((f"{prefix}{key}", item))
+    return rows
+
+
+def _top(path: str | None) -> str | None:
+    return path if path and "." not in path and "[" not in path else None
+
+
 def document_renderable(envelope: dict[str, Any]) -> Group:
-    """Panel with title and summary, then tables for the schema's structured fields."""
-    result = envelope.get("result", {})
-    unsupported = _unsupported_values(envelope)
+    """Panel with title and summary, then tables for the schema's other fields, read through its traits."""
+    result = envelope.get("result")
+    result = result if isinstance(result, dict) else {}
+    schema = envelope.get("schema")
+    traits = SchemaTraits.from_dict(schema.get("traits") if isinstance(schema, dict) else None)
+    unsupported = _unsupported_fields(envelope)
     doc = envelope.get("document", {})
+    title, summary, language = (_top(p) for p in (traits.title, traits.summary, traits.language))
     parts: list[Any] = [
-        Panel(safe(result.get("summary")), title=safe(result.get("title")), title_align="left",
-              subtitle=safe(f"{doc.get('path', '')} · {result.get('source_language', '?')}"), subtitle_align="left")
+        Panel(_marked(result.get(summary) if summary else None, summary or "", unsupported),
+              title=_marked(result.get(title), title, unsupported) if title else safe(doc.get("path")),
+              title_align="left",
+              subtitle=safe(f"{doc.get('path', '')} · {result.get(language, '?') if language else '?'}"),
+              subtitle_align="left")
     ]
-    if result.get("organizations"):
-        table = _table("Organizations", ["Name", "As written", "Type", "Role", "Country"])
-        for org in result["organizations"]:
-            table.add_row(safe(org.get("name")), _marked(org.get("name_original"), unsupported),
-                          safe(org.get("type")), safe(org.get("role")), safe(org.get("country")))
-        parts.append(table)
-    if result.get("people"):
-        table = _table("People", ["Name", "As written", "Title", "Organization"])
-        for person in result["people"]:
-            table.add_row(safe(person.get("name")), _marked(person.get("name_original"), unsupported),
-                          safe(person.get("title")), safe(person.get("organization")))
-        parts.append(table)
-    agreement = result.get("agreement")
-    if isinstance(agreement, dict):
-        table = _table("Agreement", ["Field", "Value"])
-        signed = agreement.get("signed_on") or {}
-        date = "-".join(f"{signed[k]:02d}" if isinstance(signed.get(k), int) else "??" for k in ("year", "month", "day"))
-        table.add_row(safe("kind"), safe(agreement.get("kind")))
-        table.add_row(safe("parties"), safe(agreement.get("parties")))
-        if signed:
-            table.add_row(safe("signed on"), Text.assemble(safe(date), " (", _marked(signed.get("as_written"), unsupported), ")"))
-        table.add_row(safe("place"), safe(agreement.get("place")))
-        table.add_row(safe("term (years)"), safe(agreement.get("term_years")))
-        table.add_row(safe("areas"), safe(agreement.get("areas")))
-        parts.append(table)
-    if result.get("key_figures"):
-        table = _table("Key figures", ["Value", "Meaning"])
-        for figure in result["key_figures"]:
-            table.add_row(_marked(figure.get("value"), unsupported), safe(figure.get("meaning")))
-        parts.append(table)
-    known = {"title", "summary", "source_language", "organizations", "people", "agreement", "key_figures"}
-    other = {k: v for k, v in result.items() if k not in known and v not in (None, [], "")}
-    if other:
-        table = _table("Details", ["Field", "Value"])
-        for key, value in other.items():
-            if isinstance(value, list) and value and isinstance(value[0], dict):
-                value = "; ".join(", ".join(str(v) for v in item.values() if v is not None) for item in value)
-            table.add_row(safe(key), safe(value))
-        parts.append(table)
+    details = _table("Details", ["Field", "Value"])
+    for name, value in result.items():
+        if name in (title, summary, language) or value in (None, [], "", {}):
+            continue
+        if isinstance(value, list) and all(isinstance(item, dict) for item in value):
+            parts.append(_items_table(name, value, traits.entities.get(name), unsupported))
+        elif isinstance(value, dict):
+            table = _table(_label(name), ["Field", "Value"])
+            for field, item in _leaves(value):
+                label = field.replace("_", " ").replace(".", " · ")
+                table.add_row(safe(label), _marked(item, f"{name}.{field}", unsupported))
+            parts.append(table)
+        else:
+            details.add_row(safe(name.replace("_", " ")), _marked(value, name, unsupported))
+    if details.row_count:
+        parts.append(details)
     parts.append(_footer(envelope))
     return Group(*parts)
+
+
+def _items_table(name: str, items: list[dict[str, Any]], key: str | None, unsupported: set[str]) -> Table:
+    """A list of objects as a table: one row per item, the key field first, one column per field."""
+    fields = list(dict.fromkeys([*([key] if key else []), *(f for item in items for f in item)]))
+    table = _table(_label(name), [_label(f) for f in fields])
+    for i, item in enumerate(items):
+        table.add_row(*(_marked(item.get(f), f"{name}[{i}].{f}", unsupported) for f in fields))
+    return table
 
 
 def _footer(envelope: dict[str, Any]) -> Text:
@@ -115,6 +144,8 @@ def _footer(envelope: dict[str, Any]) -> Text:
                           f"tokens {usage.get('total_tokens', 0)}"))
     if envelope.get("cached"):
         line.append(" · served from cache", style="green")
+    if checks.get("grounding") == "not_checked":
+        line.append(" · not checked against the source (the schema marks no Verbatim field)", style="yellow")
     if checks.get("failures"):
         failed = safe(f" · {len(checks['failures'])} check(s) failed: " + "; ".join(checks["failures"][:3]))
         failed.stylize("red")

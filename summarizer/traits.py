@@ -4,20 +4,21 @@ A schema marks its fields with `typing.Annotated` markers::
 
     from summarizer.traits import Verbatim, English, Title, Summary, SourceLanguage, Key, LinksTo
 
-    class Person(BaseModel):
+    class Club(BaseModel):
         name: Annotated[str, English(), Key()] = Field(description="Name in English.")
-        name_original: Annotated[str, Verbatim()] = Field(description="As written in the source.")
+        spelled: Annotated[str, Verbatim()] = Field(description="As written in the source.")
 
 Checks (grounding), grammar building, chunk merging, rendering, reports and export read the
 resulting `SchemaTraits`, never a field name. Traits are plain data (`as_dict`), written into
 every output document, so reports never need to import a schema to understand an output.
 
-Paths name fields from the root: `agreement.signed_on.as_written`; `[]` steps into each item of
-a list: `organizations[].name_original`.
+Paths name fields from the root: `match.venue.city`; `[]` steps into each item of a list:
+`clubs[].spelled`.
 """
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -63,7 +64,7 @@ class Key(Trait):
 
 @dataclass(frozen=True)
 class LinksTo(Trait):
-    """The value must be one of the values at `target` (e.g. `organizations[].name`)."""
+    """The value must be one of the values at `target` (e.g. `clubs[].name`)."""
 
     target: str
 
@@ -82,6 +83,11 @@ class SchemaTraits:
     english: tuple[str, ...] = ()
     entities: Mapping[str, str] = field(default_factory=dict)  # list path -> its items' Key field
     links: Mapping[str, str] = field(default_factory=dict)  # value path -> target path
+
+    @property
+    def english_paths(self) -> tuple[str, ...]:
+        """Every English field: the title, the summary and the English-marked ones, each once."""
+        return tuple(dict.fromkeys(p for p in (self.title, self.summary, *self.english) if p))
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form, written into output documents."""
@@ -236,3 +242,51 @@ def _iter(node: Any, steps: list[str], where: str) -> Iterator[tuple[str, Any]]:
                 yield from _iter(item, rest, f"{here}[{i}]")
     else:
         yield from _iter(value, rest, here)
+
+
+def strings_at(data: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Each non-blank string at `path`, a list of strings at the path giving one per item (`a[0]`)."""
+    for where, value in iter_values(data, path):
+        items = enumerate(value) if isinstance(value, list) else [(None, value)]
+        for i, item in items:
+            if isinstance(item, str) and item.strip():
+                yield (where if i is None else f"{where}[{i}]"), item
+
+
+def item_path(path: str) -> tuple[str, str]:
+    """Split a path into the object holding the field and the field: `a[].b` -> (`a[]`, `b`)."""
+    holder, _, name = path.rpartition(".")
+    return holder, name
+
+
+_STEP = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
+
+
+def set_value(data: Any, where: str, value: Any) -> bool:
+    """Set the value at a concrete path (`a[0].b`, as iter_values yields); False if it is not there."""
+    steps: list[str | int] = []
+    for part in where.split("."):
+        match = _STEP.fullmatch(part)
+        if match is None:
+            return False
+        steps.append(match.group(1))
+        steps += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    node = data
+    for step in steps[:-1]:
+        node = _child(node, step)
+        if node is None:
+            return False
+    last = steps[-1] if steps else None
+    if isinstance(last, str) and isinstance(node, dict) and last in node:
+        node[last] = value
+        return True
+    if isinstance(last, int) and isinstance(node, list) and 0 <= last < len(node):
+        node[last] = value
+        return True
+    return False
+
+
+def _child(node: Any, step: str | int) -> Any:
+    if isinstance(step, str):
+        return node.get(step) if isinstance(node, dict) else None
+    return node[step] if isinstance(node, list) and 0 <= step < len(node) else None

@@ -11,14 +11,21 @@ from typing import Any
 import pytest
 
 from summarizer import checks
-from summarizer.checks import failures, run_checks
+from summarizer.artifacts import load_schema
+from summarizer.checks import failures
 from summarizer.documents import Document
 from summarizer.loopback import Reply
+from summarizer.schemas.article import Article
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 TODAY = date(2025, 1, 1)
 ENGLISH_SUMMARY = ("CATL signed a strategic cooperation agreement with the city government. "
                    "The partners will work together on batteries, energy storage and electric transport.")
+
+
+def run_checks(result: Any, document: Document, today: date | None = None) -> dict[str, Any]:
+    """The checks of an article result (a stand-in: the schema is named, not taken from its class)."""
+    return checks.run_checks(result, document, today, schema=Article)
 
 
 class Result:
@@ -217,7 +224,8 @@ def test_impossible_calendar_date_fails() -> None:
 def test_agreement_party_not_among_organizations_fails() -> None:
     found = run_checks(result(organizations=[org("CATL", "CATL")], agreement=agreement(["CATL", "Tesla"])),
                        doc(ENGLISH_SOURCE), TODAY)
-    assert found["failures"] == ["agreement party 'Tesla' is not among the organizations: add it or use its 'name'"]
+    assert found["failures"] == ["agreement.parties[1] 'Tesla' is not among the values of organizations[].name: "
+                                 "use one of them exactly, or add it there"]
 
 
 def test_party_named_by_its_original_spelling_is_among_organizations() -> None:
@@ -314,3 +322,118 @@ def test_impossible_date_is_rejected_by_the_schema_and_reasked(cli: Any, server:
     assert run.code == 0, run.stderr
     assert len(server.requests) == 2
     assert "is not a real date" in server.requests[1].body["messages"][-1]["content"]
+
+
+# --- any schema: the checks follow the traits the schema declares --------------------------------
+
+DEAL_SCHEMA = '''
+from typing import Annotated
+from pydantic import BaseModel
+from summarizer.traits import English, Key, LinksTo, SourceLanguage, Summary, Verbatim
+
+class Buyer(BaseModel):
+    label: Annotated[str, English(), Key()]
+    spelled: Annotated[str, Verbatim()]
+
+class Deal(BaseModel):
+    gist: Annotated[str, Summary()]
+    lang: Annotated[str, SourceLanguage()]
+    buyers: list[Buyer]
+    price: Annotated[str | None, Verbatim()] = None
+    winner: Annotated[str | None, LinksTo("buyers[].label")] = None
+'''
+
+BARE_SCHEMA = '''
+from pydantic import BaseModel
+
+class Note(BaseModel):
+    headline: str
+    words: list[str]
+'''
+
+RUSSIAN_SOURCE = ("Компания CATL и правительство провинции Гуандун подписали соглашение о сотрудничестве "
+                  "стоимостью 5 миллиардов юаней в области аккумуляторов и хранения энергии.")
+
+
+def user_schema(tmp_path: Path, text: str, model: str) -> Any:
+    (tmp_path / "mine.py").write_text(text, "utf-8")
+    return load_schema(f"{tmp_path / 'mine.py'}:{model}")
+
+
+def test_user_schema_invented_verbatim_value_is_flagged(tmp_path: Path) -> None:
+    spec = user_schema(tmp_path, DEAL_SCHEMA, "Deal")
+    deal = spec.model.model_validate({
+        "gist": "CATL and Guangdong signed a cooperation deal worth five billion yuan on batteries.",
+        "lang": "ru", "price": "7 миллиардов юаней", "winner": "CATL",
+        "buyers": [{"label": "CATL", "spelled": "CATL"}, {"label": "Guangdong", "spelled": "провинции Гуандун"},
+                   {"label": "Hubei", "spelled": "провинции Хубэй"}],
+    })
+    found = checks.run_checks(deal, doc(RUSSIAN_SOURCE), TODAY)
+    assert found["grounding"] == "checked"
+    assert found["unsupported"] == [{"field": "buyers[2].spelled", "value": "провинции Хубэй"},
+                                    {"field": "price", "value": "7 миллиардов юаней"}]
+    assert found["passed"] is False
+    assert any("'провинции Хубэй' does not occur in the source text" in f for f in found["failures"])
+    assert found["detected_languages"]["source"] == "ru" and found["detected_languages"]["summary"] == "en"
+
+
+def test_user_schema_language_and_link_traits_are_checked(tmp_path: Path) -> None:
+    spec = user_schema(tmp_path, DEAL_SCHEMA, "Deal")
+    deal = spec.model.model_validate({
+        "gist": "Компания CATL и провинция Гуандун подписали соглашение о сотрудничестве в области аккумуляторов.",
+        "lang": "en", "winner": "Tesla",
+        "buyers": [{"label": "Гуандун", "spelled": "провинции Гуандун"}],
+    })
+    found = checks.run_checks(deal, doc(RUSSIAN_SOURCE), TODAY)
+    assert found["unsupported"] == []
+    assert sorted(f.split(" ")[0] for f in found["failures"]) == ["buyers[0].label", "gist", "lang", "winner"]
+    assert "winner 'Tesla' is not among the values of buyers[].label: use one of them exactly, or add it there" \
+        in found["failures"]
+    # The items' verbatim spelling names them too.
+    named = spec.model.model_validate({**deal.model_dump(), "winner": "провинции  Гуандун"})
+    assert not any(f.startswith("winner") for f in checks.run_checks(named, doc(RUSSIAN_SOURCE), TODAY)["failures"])
+
+
+def test_user_schema_without_verbatim_fields_is_not_checked_and_does_not_pass(tmp_path: Path) -> None:
+    spec = user_schema(tmp_path, BARE_SCHEMA, "Note")
+    note = spec.model.model_validate({"headline": "Invented headline", "words": ["nothing", "from", "the source"]})
+    found = checks.run_checks(note, doc(RUSSIAN_SOURCE), TODAY)
+    assert found["grounding"] == "not_checked"
+    assert found["passed"] is None  # nothing was checked, so nothing passed
+    assert found["unsupported"] == [] and found["failures"] == []
+    assert any(s.startswith("grounding: the schema marks no field Verbatim()") for s in found["skipped"])
+    assert any(s.startswith("nothing was checked") for s in found["skipped"])
+
+
+def test_schema_with_english_fields_only_is_language_checked_but_not_grounded(tmp_path: Path) -> None:
+    text = BARE_SCHEMA.replace("headline: str", "headline: Annotated[str, Title()]").replace(
+        "from pydantic", "from typing import Annotated\nfrom summarizer.traits import Title\nfrom pydantic")
+    spec = user_schema(tmp_path, text, "Note")
+    found = checks.run_checks(spec.model.model_validate({"headline": "Гуандун", "words": []}), doc(RUSSIAN_SOURCE))
+    assert found["grounding"] == "not_checked"
+    assert found["passed"] is False
+    assert found["failures"][0].startswith("headline is not in English (written in Cyrillic script")
+
+
+def test_generic_outputs_get_grounding_checks() -> None:
+    generic = load_schema("generic").model.model_validate({
+        "title": "CATL and Guangdong sign a battery cooperation agreement",
+        "summary": "CATL and the Guangdong provincial government signed a cooperation agreement. "
+                   "It covers batteries and energy storage.",
+        "source_language": "ru",
+        "key_points": ["The deal is worth five billion yuan."],
+        "entities": [{"name": "CATL", "name_original": "CATL", "type": "organization"},
+                     {"name": "Guangdong", "name_original": "провинции Гуандун", "type": "place"},
+                     {"name": "Tesla", "name_original": "Тесла", "type": "organization"}],
+    })
+    found = checks.run_checks(generic, doc(RUSSIAN_SOURCE), TODAY)
+    assert found["grounding"] == "checked"
+    assert found["unsupported"] == [{"field": "entities[2].name_original", "value": "Тесла"}]
+    assert found["passed"] is False
+
+
+def test_english_entity_fields_in_another_script_are_flagged() -> None:
+    found = run_checks(result(source_language="ru", organizations=[org("Росатом", "Росатом")]),
+                       doc("Росатом подписал соглашение."), TODAY)
+    assert found["unsupported"] == []
+    assert [f.split(" (")[0] for f in found["failures"]] == ["organizations[0].name is not in English"]

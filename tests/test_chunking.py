@@ -258,3 +258,74 @@ def test_15_summaries_too_long_for_one_request_are_reduced_in_levels() -> None:
     seen = [int(n) for d in first_level for n in re.findall(r"^Part (\d+) of", d, re.M)]
     assert sorted(seen) == list(range(1, len(chunks) + 1))  # every chunk's summary was read
     assert extraction.usage.requests == len(server.requests)
+
+
+LEAGUE_SCHEMA = '''
+from typing import Annotated, Literal
+from pydantic import BaseModel, Field
+from summarizer.traits import Key, LinksTo, SourceLanguage, Summary, Title, Verbatim
+
+class Club(BaseModel):
+    label: Annotated[str, Key()]
+    spelled: Annotated[str, Verbatim()]
+    standing: Literal["champion", "member", "other"]
+    city: str | None = None
+
+class League(BaseModel):
+    heading: Annotated[str, Title()]
+    gist: Annotated[str, Summary()]
+    lang: Annotated[str, SourceLanguage()]
+    clubs: list[Club] = Field(max_length=3)
+    finalists: list[Annotated[str, LinksTo("clubs[].label")]]
+    tags: list[str]
+'''
+
+
+def _club(label: str, standing: str = "member", city: str | None = None, spelled: str | None = None) -> dict:
+    return {"label": label, "spelled": spelled or label, "standing": standing, "city": city}
+
+
+def test_15_merge_follows_the_traits_of_a_user_schema(tmp_path: Path) -> None:
+    """A user schema's entities merge by its own Key field; its links and language trait are honoured."""
+    (tmp_path / "league.py").write_text(LEAGUE_SCHEMA, "utf-8")
+    schema = load_schema(f"{tmp_path / 'league.py'}:League")
+    first = {"heading": "One", "gist": "First.", "lang": "de", "tags": ["Derby", "cup "],
+             "clubs": [_club("Hertha"), _club("Union", spelled="1. FC Union")], "finalists": ["union"]}
+    second = {"heading": "Two", "gist": "Second.", "lang": "en", "tags": ["derby", "league"],
+              "clubs": [_club("HERTHA ", "champion", "Berlin"), _club("Bayern"), _club("Dortmund")],
+              "finalists": ["Hertha", "1. FC Union", "Dortmund"]}
+    merged = merge_results(schema, [first, second, {**second, "lang": "de", "clubs": []}])
+    # Three clubs fit; Bayern (named by no link) gives way to Dortmund, a finalist.
+    assert merged["clubs"] == [_club("Hertha", "champion", "Berlin"), _club("Union", spelled="1. FC Union"),
+                               _club("Dortmund")]
+    # Merged like any list, then spelled as the clubs they name ("1. FC Union" is Union as written).
+    assert merged["finalists"] == ["Union", "Hertha", "Dortmund"]
+    assert merged["tags"] == ["Derby", "cup ", "league"]
+    assert merged["lang"] == "de" and merged["heading"] == "One"
+    schema.model.model_validate(merged)
+
+
+def test_15_merge_generic_entities_by_their_key() -> None:
+    """The generic schema's entities are merged by name, as the article's organizations are."""
+    schema = load_schema("generic")
+    base = {"title": "T", "summary": "A summary that is long enough.", "source_language": "en"}
+    first = {**base, "key_points": ["Point one.", "Point two."],
+             "entities": [{"name": "CATL", "name_original": "宁德时代", "type": "other"}]}
+    second = {**base, "key_points": ["point  ONE.", "Point three."],
+              "entities": [{"name": "catl", "name_original": "CATL", "type": "organization"},
+                           {"name": "Ningde", "name_original": "宁德", "type": "place"}]}
+    merged = merge_results(schema, [first, second])
+    assert merged["key_points"] == ["Point one.", "Point two.", "Point three."]
+    assert merged["entities"] == [{"name": "CATL", "name_original": "宁德时代", "type": "organization"},
+                                  {"name": "Ningde", "name_original": "宁德", "type": "place"}]
+    schema.model.model_validate(merged)
+
+
+def test_15_merge_spells_nested_link_values_as_their_targets() -> None:
+    """A party named by another spelling of an organization becomes that organization's name, once."""
+    schema = load_schema("article")
+    chunk = {**SAMPLE_ARTICLE, "organizations": [_org("CATL", "Contemporary Amperex", role="party")],
+             "agreement": {**SAMPLE_ARTICLE["agreement"], "parties": ["contemporary  amperex", "CATL ", "Tesla"]}}
+    merged = merge_results(schema, [chunk, {**SAMPLE_ARTICLE, "agreement": None}])
+    assert merged["agreement"]["parties"] == ["CATL", "Tesla"]  # an unknown party is left for validation to name
+    assert merged["organizations"][0] == _org("CATL", "Contemporary Amperex", role="party", country="China")

@@ -15,10 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from summarizer.artifacts import SchemaSpec, load_prompt, load_schema
 from summarizer.backends.base import CompletionRequest
-from summarizer.backends.local import LocalBackend, compile_grammar, default_model_path, grammar_schema, link_schema
+from summarizer.backends.local import LocalBackend, compile_grammar, default_model_path
+from summarizer.grammar import grammar_schema, link_schema, prepare
 from summarizer.loopback import SAMPLE_ARTICLE
 from summarizer.errors import BackendMissing, ConfigError, RequestRejected, RunStopper
 from summarizer.pipeline import extract
+from summarizer.traits import SchemaTraits
 
 INSTALL = (
     'CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
@@ -94,7 +96,7 @@ def test_grammar_schema_caps_long_repeats_and_enumerates_small_integer_ranges() 
 def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
     spec = load_schema("article")
     schema = spec.json_schema
-    small = grammar_schema(schema, small=True, verbatim=spec.model.GRAMMAR_VERBATIM)
+    small = prepare(schema, spec.traits, small=True)
     assert small["properties"]["organizations"]["maxItems"] == 5 and small["properties"]["people"]["maxItems"] == 5
     # Verbatim fields keep the source's script, shorter; English fields are held to ASCII text.
     original = small["$defs"]["Organization"]["properties"]["name_original"]
@@ -116,8 +118,9 @@ def test_small_model_grammar_is_tighter_but_inside_the_real_schema() -> None:
     assert not summary.match("CATL signed a deal with Lanzhou. It covers batteries and transport.")
     assert not summary.match("CATL подписала соглашение. It covers batteries and transport. Both gain a lot.")
     assert grammar_schema({"type": "array", "items": {}, "minItems": 7, "maxItems": 9}, small=True)["maxItems"] == 7
-    # Without the schema's word on verbatim fields nothing is forced to ASCII.
-    assert "pattern" not in grammar_schema(schema, small=True)["properties"]["title"]
+    # Without the schema's word on English fields nothing is forced to ASCII.
+    assert "pattern" not in prepare(schema, SchemaTraits(), small=True)["properties"]["title"]
+    assert "pattern" not in prepare(schema, spec.traits)["properties"]["title"]  # nor for a real model
 
 
 def test_small_model_answers_within_the_grammar_bounds_validate() -> None:
@@ -130,6 +133,77 @@ def test_small_model_answers_within_the_grammar_bounds_validate() -> None:
         "people": [], "agreement": None, "key_figures": [], "topics": ["batteries"],
     }
     spec.model.model_validate(answer)  # the tightest answer the grammar allows is still a valid one
+
+
+CLUBS_SCHEMA = '''
+from typing import Annotated
+from pydantic import BaseModel, Field
+from summarizer.traits import English, Key, LinksTo, Summary, Verbatim
+
+class Club(BaseModel):
+    name: Annotated[str, English(), Key()] = Field(max_length=300)
+    spelled: Annotated[str, Verbatim()]
+
+class Venue(BaseModel):
+    name: Annotated[str, Verbatim()]
+    city: Annotated[str | None, English()]
+
+class Match(BaseModel):
+    gist: Annotated[str, Summary()]
+    clubs: list[Club]
+    venue: Venue | None
+    tags: list[Annotated[str, English()]]
+    winner: Annotated[str | None, LinksTo("clubs[].name")]
+    note: str
+'''
+
+
+def clubs_schema(tmp_path: Path) -> SchemaSpec:
+    (tmp_path / "clubs.py").write_text(CLUBS_SCHEMA, "utf-8")
+    return load_schema(f"{tmp_path / 'clubs.py'}:Match")
+
+
+def test_small_model_rules_follow_a_user_schemas_traits_node_by_node(tmp_path: Path) -> None:
+    spec = clubs_schema(tmp_path)
+    small = prepare(spec.json_schema, spec.traits, small=True)
+    defs, properties = small["$defs"], small["properties"]
+    # One property name, two meanings: English in Club, verbatim in Venue; each node keeps its own.
+    assert re.compile(defs["Club"]["properties"]["name"]["pattern"]).match("Hertha BSC")
+    assert "pattern" not in defs["Venue"]["properties"]["name"]
+    assert "pattern" not in defs["Club"]["properties"]["spelled"]
+    assert re.compile(defs["Venue"]["properties"]["city"]["anyOf"][0]["pattern"]).match("Berlin")
+    assert re.compile(properties["tags"]["items"]["pattern"]).match("derby")
+    sentences = re.compile(properties["gist"]["pattern"])
+    assert sentences.match("Hertha won the derby. Union lost at home. The match was close.")
+    assert "pattern" not in properties["note"]  # unmarked free text: no rule
+    assert re.compile(properties["winner"]["anyOf"][0]["pattern"]).match("Hertha")  # links to an English field
+    assert spec.model.model_json_schema() == spec.json_schema  # the original is left alone
+
+
+def test_link_schema_holds_a_user_schemas_scalar_link(tmp_path: Path) -> None:
+    spec = clubs_schema(tmp_path)
+    prepared = prepare(spec.json_schema, spec.traits)
+    clubs = [{"name": "Hertha", "spelled": "Hertha BSC"}, {"name": "Union", "spelled": "1. FC Union"}]
+    answer = {"gist": "x", "clubs": clubs, "venue": None, "tags": [], "winner": "Hertha", "note": ""}
+    assert link_schema(prepared, spec.traits.links, answer) is None
+    linked = link_schema(prepared, spec.traits.links, {**answer, "winner": "Bayern"})
+    assert linked["properties"]["clubs"] == {"const": clubs}
+    assert linked["properties"]["winner"]["anyOf"] == [{"type": "string", "enum": ["Hertha", "Union"]},
+                                                       {"type": "null"}]
+    assert link_schema(prepared, spec.traits.links, {**answer, "clubs": [], "winner": "Bayern"}) is None  # no names
+
+
+def test_grammar_module_needs_no_llama_cpp() -> None:
+    import subprocess
+
+    code = ("import sys; sys.modules['llama_cpp'] = None\n"
+            "from summarizer.artifacts import load_schema\n"
+            "from summarizer.grammar import prepare\n"
+            "spec = load_schema('generic')\n"
+            "print(prepare(spec.json_schema, spec.traits, small=True)['properties']['summary']['pattern'][:6])")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "^[A-Z]"
 
 
 # --- with the bundled model (select with -m model) --------------------------------------------
@@ -230,13 +304,15 @@ def test_model_stays_quiet_unless_verbose(capfd: pytest.CaptureFixture[str]) -> 
 
 def test_link_schema_holds_parties_to_the_answers_own_organizations() -> None:
     spec = load_schema("article")
-    prepared = grammar_schema(spec.json_schema, small=True)
+    prepared = prepare(spec.json_schema, spec.traits, small=True)
     answer = json.loads(json.dumps(SAMPLE_ARTICLE))
-    assert link_schema(prepared, spec.model.GRAMMAR_LINKS, answer) is None  # every party is an organization
+    assert link_schema(prepared, spec.traits.links, answer) is None  # every party is an organization
     answer["agreement"]["parties"] = ["CATL", "Cataract L.A."]
-    linked = link_schema(prepared, spec.model.GRAMMAR_LINKS, answer)
+    linked = link_schema(prepared, spec.traits.links, answer)
     assert linked["properties"]["organizations"] == {"const": answer["organizations"]}
     assert linked["$defs"]["Agreement"]["properties"]["parties"]["items"] == {
         "type": "string", "enum": ["CATL", "Zhaoqing Municipal Government"]}
     assert prepared["$defs"]["Agreement"]["properties"]["parties"]["items"]["type"] == "string"  # copy, not edit
     assert "enum" not in prepared["$defs"]["Agreement"]["properties"]["parties"]["items"]
+    # A party is English like the names it links to: the tiny model writes it in ASCII.
+    assert re.compile(prepared["$defs"]["Agreement"]["properties"]["parties"]["items"]["pattern"]).match("CATL")
