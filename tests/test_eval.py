@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from summarizer.evaluate import GoldDocument, load_gold, overall, score_document
-from summarizer.report import OutputDocument
+from summarizer.report_load import OutputDocument
 from summarizer.schemas.article import Article
 
 GOLD = Path(__file__).resolve().parent.parent / "bench" / "seeds.gold.json"
