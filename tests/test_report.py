@@ -364,3 +364,86 @@ def test_report_of_cli_outputs_skips_the_run_manifest(cli: Any, server: Any, tmp
     assert run.code == 0, run.stderr
     assert "CATL and Zhaoqing sign comprehensive cooperation agreement" in run.stdout
     assert md_cell(str(SEEDS / "002_58b7a0a3b69e6006.txt")) in run.stdout  # documents named by their source
+
+
+def generic_output(folder: Path, name: str, title: str, summary: str, entities: list[dict[str, Any]]) -> None:
+    result = {"title": title, "summary": summary, "source_language": "en",
+              "key_points": ["The first point of this document is stated here in one sentence."],
+              "entities": entities}
+    doc = envelope(result, f"docs/{name}.txt")
+    doc["schema"] = {"id": "generic", "version": "2", "ref": "generic",
+                     "traits": load_schema("generic").traits.as_dict()}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+
+@pytest.fixture
+def generic_outputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "generic"
+    generic_output(folder, "a", "Port of Hamburg expands", "The Port of Hamburg opens a new terminal. It doubles "
+                   "container capacity.", [{"name": "Port of Hamburg", "name_original": "Hamburger Hafen",
+                                            "type": "organization"}])
+    generic_output(folder, "b", "Hamburg harbour traffic grows", "Traffic in Hamburg grew last year. Most of it "
+                   "came from Asia.", [{"name": "Hamburg Port", "name_original": "Hamburger Hafen",
+                                        "type": "organization"},
+                                       {"name": "Asia", "name_original": "Asien", "type": "place"}])
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv", "jsonl", None])
+def test_generic_outputs_report_titles_summaries_and_entities(cli: Any, generic_outputs: Path,
+                                                              fmt: str | None) -> None:
+    run = cli("report", generic_outputs, *(["--format", fmt] if fmt else []))
+    assert run.code == 0, run.stderr
+    text = run.stdout if fmt != "md" else run.stdout.replace("\\", "")
+    for expected in ("Port of Hamburg expands", "Hamburg harbour traffic grows", "The Port of Hamburg opens",
+                     "Most of it came from Asia", "Hamburger Hafen", "Asien"):
+        assert expected in " ".join(text.split()), (fmt, expected)
+
+
+def test_generic_entities_merge_by_verbatim_spelling(cli: Any, generic_outputs: Path) -> None:
+    md = cli("report", generic_outputs, "--format", "md").stdout
+    entities = md.split("## Entities")[1].split("##")[0]
+    hamburg = [line for line in entities.splitlines() if "Hamburger Hafen" in line]
+    assert len(hamburg) == 1  # one entity: both documents wrote "Hamburger Hafen"
+    assert md_cell("docs/a.txt: organization") in hamburg[0] and md_cell("docs/b.txt: organization") in hamburg[0]
+    assert "## Key points" not in md  # sentences are not counted as terms
+
+
+def test_any_schema_is_reported_from_the_traits_it_carries(cli: Any, tmp_path: Path) -> None:
+    traits = {"title": "headline", "summary": "gist", "language": None, "verbatim": ["companies[].as_written"],
+              "english": ["headline", "gist", "tags[]"], "entities": {"companies": "name"},
+              "links": {"deals[].buyers[]": "companies[].name"}}
+    folder = tmp_path / "deals"
+    folder.mkdir()
+    for name, year, buyer, spelling in (("x", 2023, "Acme", "ACME GmbH"), ("y", 2021, "Acme Corp", "ACME GmbH")):
+        result = {"headline": f"Deal {name}", "gist": f"Gist of {name}.", "tags": ["m&a", "steel"],
+                  "companies": [{"name": buyer, "as_written": spelling, "sector": "steel"},
+                                {"name": "Seller", "as_written": "Seller", "sector": "mining"}],
+                  "deals": [{"buyers": [buyer], "closed": {"year": year, "month": 3, "day": None},
+                             "value": "10 M"}]}
+        doc = envelope(result, f"{name}.txt")
+        doc["schema"] = {"id": "deals", "version": "1", "ref": "deals.py:Deals", "traits": traits}
+        (folder / f"{name}.json").write_text(json.dumps(doc), "utf-8")
+    md = cli("report", folder, "--format", "md").stdout
+    assert "### 1. Deal x" in md and "Gist of y." in md
+    companies = md.split("## Companies")[1].split("##")[0]
+    acme = [line for line in companies.splitlines() if "ACME GmbH" in line]
+    assert len(acme) == 1 and md_cell("x.txt: steel (in deals.buyers)") in acme[0]
+    assert md_cell("y.txt: steel (in deals.buyers)") in acme[0]
+    timeline = md.split("## Deals timeline")[1].split("##")[0]
+    assert timeline.index("2021-03") < timeline.index("2023-03")
+    assert "| Buyers | Value |" in timeline
+    assert "| steel | 2 |" in md.split("## Tags")[1]
+    rows = list(csv.DictReader(io.StringIO(cli("report", folder, "--format", "csv").stdout)))
+    assert rows[0]["title"] == "Deal x" and rows[0]["deals.buyers"] == "Acme" and rows[0]["deals.closed"] == "2023-03"
+
+
+def test_older_outputs_without_traits_fall_back_to_title_and_summary(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    doc = envelope({"title": "An old output", "summary": "Written before traits existed.", "x": [1]}, "old.txt")
+    doc["schema"] = {"id": "custom", "version": "1"}
+    (folder / "old.json").write_text(json.dumps(doc), "utf-8")
+    run = cli("report", folder)
+    assert run.code == 0 and "An old output" in run.stdout and "Written before traits existed." in run.stdout
