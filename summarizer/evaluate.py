@@ -35,7 +35,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .report_load import OutputDocument, load_outputs, read_json_file
+from .report_load import OutputDocument, load_outputs, print_loading, read_json_file
 from .report_text import alias_key
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -240,7 +240,6 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
     from rich.table import Table
 
     from .render import make_console, safe
-    from .report import print_loading
 
     gold_file = load_gold(gold)
     loaded = load_outputs(outputs, schema)

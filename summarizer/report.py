@@ -9,24 +9,14 @@ from __future__ import annotations
 import io
 import sys
 from pathlib import Path
-from typing import IO
 
 from .errors import ConfigError
 from .render import make_console, safe
-from .report_load import Loaded, load_outputs
+from .report_load import load_outputs, print_loading
 from .report_model import Report, build_report
 
 EXIT_OK, EXIT_FAILED = 0, 1
 FORMATS = ("md", "html", "csv", "jsonl")
-
-
-def print_loading(loaded: Loaded, err: IO[str]) -> None:
-    """Unusable files (red, one greppable line each) and notes (yellow) on stderr."""
-    console = make_console(err)
-    for path, reason in loaded.problems:
-        console.print(safe(f"{path}: {reason}"), style="red", soft_wrap=True)
-    for note in loaded.notes:
-        console.print(safe(f"note: {note}"), style="yellow", soft_wrap=True)
 
 
 def render(report: Report, fmt: str | None) -> str:

@@ -6,10 +6,10 @@ links (a timeline when dated), unsupported facts, other failed checks. Headings 
 from the schema traits the documents carry. Every value goes through report_text.clean.
 
 CSV: one row per document. Columns: document, output, schema, title, summary, language, then one
-column per field the documents' traits name (entity lists by their key, e.g. `organizations`;
-link fields, e.g. `agreement.parties`; dates as 2022-06-22 / 2022-06 / ????-02-25, e.g.
-`agreement.signed_on`; then the other English and verbatim fields), then checks (passed | failed |
-not run), failures and unsupported (counts), model, created_at. Lists are joined with "; ".
+column per field the documents' traits name (entity lists by their key, e.g. `companies`; link
+fields, e.g. `deals.buyers`; dates as 2022-06-22 / 2022-06 / ????-02-25, e.g. `deals.closed`;
+then the other English and verbatim fields, e.g. `companies.spelling`), then checks (passed |
+failed | not run), failures and unsupported (counts), model, created_at. Lists are joined with "; ".
 JSON Lines: one object per document with the same meta and check keys, "fields" (column -> list
 of values), "check_details" (the output's `checks`) and "result".
 """
@@ -27,7 +27,9 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .report_model import CHECK_COLUMNS, META_COLUMNS, DocumentRow, Mention, Report, humanize
+from .report_entities import Mention
+from .report_model import CHECK_COLUMNS, META_COLUMNS, DocumentRow, Report
+from .report_paths import humanize
 from .report_text import clean, clean_data, csv_cell
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$#])")  # inline markup, HTML, entities, tables, math on code hosts
@@ -60,7 +62,7 @@ def overview_values(report: Report, row: DocumentRow) -> list[Any]:
 
 
 def mention_text(mention: Mention, *, document: bool = True) -> str:
-    """`doc: company, party, China (in agreement.parties)`: where an entity appears and as what."""
+    """`doc: steel, Germany (in deals.buyers)`: where an entity appears, its other values, what links to it."""
     details = ", ".join(mention.details) or "—"
     linked = f" (in {', '.join(mention.linked)})" if mention.linked else ""
     return (f"{mention.document}: " if document else "") + details + linked
@@ -101,7 +103,7 @@ def to_markdown(report: Report) -> str:
     for terms in report.terms:
         parts += [f"## {md_cell(terms.title)}\n", _md_table([terms.title, "Documents"], [list(r) for r in terms.rows])]
     for section in report.records:
-        rows = [([f"{r.date} ({r.as_written})" if r.as_written else r.date] if section.dated else [])
+        rows = [([f"{r.date} ({r.date_text})" if r.date_text else r.date] if section.dated else [])
                 + [r.values.get(c) or None for c in section.columns] + [r.document] for r in section.records]
         parts += [f"## {md_cell(section.title)}\n", _md_table(record_headers(section), rows)]
     parts += ["## Unsupported facts\n", _md_table(["Document", "Field", "Value"], [list(u) for u in report.unsupported])]
@@ -173,7 +175,7 @@ def terminal_renderable(report: Report) -> Group:
         parts.append(_rich_table(terms.title, [terms.title, "Documents"], [list(r) for r in terms.rows]))
     for section in report.records:
         parts.append(_rich_table(section.title, record_headers(section), [
-            ([Text(clean(r.date) + (f"\n“{clean(r.as_written)}”" if r.as_written else ""))] if section.dated else [])
+            ([Text(clean(r.date) + (f"\n“{clean(r.date_text)}”" if r.date_text else ""))] if section.dated else [])
             + [r.values.get(c) or None for c in section.columns] + [r.document] for r in section.records]))
     parts.append(_rich_table("Unsupported facts", ["Document", "Field", "Value"],
                              [[doc, where, Text(clean(value), style="bold red")]

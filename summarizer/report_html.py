@@ -100,8 +100,8 @@ def to_html(report: Report) -> str:
                          for t in report.terms)
         sections.append(("terms", " and ".join(t.title for t in report.terms), f'<div class="columns">{tables}</div>'))
     for n, section in enumerate(report.records, 1):
-        rows = [([f'<td class="date">{_e(r.date)}' + (f'<div class="muted">“{_e(r.as_written)}”</div>'
-                                                      if r.as_written else "") + "</td>"] if section.dated else [])
+        rows = [([f'<td class="date">{_e(r.date)}' + (f'<div class="muted">“{_e(r.date_text)}”</div>'
+                                                      if r.date_text else "") + "</td>"] if section.dated else [])
                 + [_list(r.values.get(c, [])) for c in section.columns] + [doc_link(r.document)]
                 for r in section.records]
         sections.append((f"records-{n}", section.title, _table(record_headers(section), rows)))

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from pydantic import ValidationError
 
@@ -227,3 +227,14 @@ def load_outputs(outputs: Iterable[str], schema: str | None = None) -> Loaded:
         loaded.notes.append(f"--schema {schema} (id {choice.given.id!r}) matched no document: "
                             "documents are matched by their 'schema.id'")
     return loaded
+
+
+def print_loading(loaded: Loaded, err: IO[str]) -> None:
+    """Unusable files (red, one greppable line each) and notes (yellow) on stderr."""
+    from .render import make_console, safe
+
+    console = make_console(err)
+    for path, reason in loaded.problems:
+        console.print(safe(f"{path}: {reason}"), style="red", soft_wrap=True)
+    for note in loaded.notes:
+        console.print(safe(f"note: {note}"), style="yellow", soft_wrap=True)

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .checks import normalize, unsupported_sentence
+from .report_entities import EntitySection, merge_entities
 from .report_load import OutputDocument
-from .traits import SchemaTraits, iter_values
-from .report_text import alias_key
+from .report_paths import (DATE_PARTS, date_key, find_dates, format_date, humanize, is_date, label, one, scalars,
+                           values_at)
+from .traits import iter_values
 
-DATE_PARTS = ("year", "month", "day")
 TERM_LENGTH = 40  # string lists averaging at most this many characters are terms, counted across documents
 META_COLUMNS = ("document", "output", "schema", "title", "summary", "language")
 CHECK_COLUMNS = ("checks", "failures", "unsupported", "model", "created_at")
@@ -48,34 +49,6 @@ class DocumentRow:
 
 
 @dataclass
-class Mention:
-    """One entity item in one document."""
-
-    document: str
-    details: list[str]  # the item's other values, in field order
-    linked: list[str]  # link fields of the document that name this item
-
-
-@dataclass
-class EntityGroup:
-    """One entity across documents, under every spelling it was given."""
-
-    name: str
-    spellings: list[str]
-    mentions: list[Mention]
-
-    @property
-    def documents(self) -> list[str]:
-        return list(dict.fromkeys(m.document for m in self.mentions))
-
-
-@dataclass
-class EntitySection:
-    title: str
-    groups: list[EntityGroup]
-
-
-@dataclass
 class TermSection:
     title: str
     rows: list[tuple[str, int]]  # term, documents
@@ -83,11 +56,11 @@ class TermSection:
 
 @dataclass
 class Record:
-    """One object holding link fields (one agreement, say), with its date if it has one."""
+    """One object holding link fields (one deal, say), with its date if it has one."""
 
     document: str
     date: str
-    as_written: str
+    date_text: str  # the date object's own text (as the source wrote it)
     sort: tuple[Any, ...]
     values: dict[str, list[str]]
     dated: bool  # it has a date object, known or not
@@ -125,74 +98,6 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def label(path: str) -> str:
-    """A trait path as a column name: `agreement.areas[]` -> `agreement.areas`."""
-    return path.replace("[]", "")
-
-
-def humanize(path: str) -> str:
-    """A trait path as a heading: `agreement.signed_on` -> `Agreement signed on`."""
-    text = " ".join(label(path).replace(".", " ").replace("_", " ").split())
-    return text[:1].upper() + text[1:]
-
-
-def scalars(value: Any) -> list[str]:
-    """Text of a scalar or of a list's scalars; objects, nulls and blanks give nothing."""
-    items = value if isinstance(value, list) else [value]
-    return [str(v) for v in items if isinstance(v, (str, int, float)) and str(v).strip()]
-
-
-def values_at(result: dict[str, Any], path: str) -> list[str]:
-    """Every scalar at a trait path of a result."""
-    return [text for _, value in iter_values(result, path) for text in scalars(value)]
-
-
-def is_date(node: Any) -> bool:
-    """An object with integer-or-null year and month (and day): the one shape reports know."""
-    return (isinstance(node, dict) and "year" in node and "month" in node
-            and all(node.get(k) is None or type(node.get(k)) is int for k in DATE_PARTS))
-
-
-def format_date(signed: Any) -> str:
-    """2022-06-22, 2022-06, 2022, ????-02-25, or '' when nothing is known."""
-    signed = _dict(signed)
-    year, month, day = (signed.get(k) if type(signed.get(k)) is int else None for k in DATE_PARTS)
-    if year is None and month is None:
-        return ""
-    parts = [f"{year:04d}" if year is not None else "????"]
-    if month is not None:
-        parts.append(f"{month:02d}")
-        if day is not None:
-            parts.append(f"{day:02d}")
-    return "-".join(parts)
-
-
-def date_key(signed: Any) -> tuple[bool, int, bool, int, bool, int]:
-    """Sort key: unknown parts after known ones, unknown years last, no date at all at the very end."""
-    signed = _dict(signed)
-    year, month, day = (signed.get(k) if type(signed.get(k)) is int else None for k in DATE_PARTS)
-    return (year is None, year or 0, month is None, month or 0, day is None, day or 0)
-
-
-def find_dates(node: Any, path: str = "") -> list[tuple[str, dict[str, Any]]]:
-    """(trait path, date object) for every date in a result, in document order."""
-    if is_date(node):
-        return [(path, node)]
-    found: list[tuple[str, dict[str, Any]]] = []
-    if isinstance(node, dict):
-        for key, value in node.items():
-            found += find_dates(value, f"{path}.{key}" if path else str(key))
-    elif isinstance(node, list):
-        for value in node:
-            found += find_dates(value, f"{path}[]")
-    return found
-
-
-def _one(value: Any) -> str:
-    texts = scalars(value)
-    return texts[0] if texts else ""
-
-
 def document_fields(doc: OutputDocument) -> dict[str, list[str]]:
     """Column -> values of one document: entity keys, links, dates, then other English and verbatim fields."""
     traits, result = doc.traits, doc.result
@@ -226,76 +131,9 @@ def document_row(doc: OutputDocument) -> DocumentRow:
         title=text(traits.title), summary=text(traits.summary), language=text(traits.language),
         checks="passed" if passed is True else "failed" if passed is False else "not run",
         failures=len(_list(checks.get("failures"))), unsupported=len(_list(checks.get("unsupported"))),
-        model=_one(_dict(doc.envelope.get("model")).get("name")), created_at=_one(doc.envelope.get("created_at")),
+        model=one(_dict(doc.envelope.get("model")).get("name")), created_at=one(doc.envelope.get("created_at")),
         fields=document_fields(doc),
     )
-
-
-def _entity_items(doc: OutputDocument) -> list[tuple[str, list[str], list[str], Mention]]:
-    """(list column, key names, all spellings, mention) of every entity item of one document."""
-    traits, result = doc.traits, doc.result
-    items = []
-    for path, key in traits.entities.items():
-        prefix = f"{path}[]."
-        verbatim = [p[len(prefix):] for p in traits.verbatim if p.startswith(prefix)
-                    and "." not in p[len(prefix):] and "[" not in p[len(prefix):]]
-        # Links into this list: (link column, the item field it names, the folded values it gives).
-        links = [(label(link), target[len(prefix):], {alias_key(v) for v in values_at(result, link)})
-                 for link, target in traits.links.items() if target.startswith(prefix)]
-        for _, item in iter_values(result, f"{path}[]"):
-            if not isinstance(item, dict):
-                continue
-            names = scalars(item.get(key))
-            spellings = names + [s for name in verbatim for s in scalars(item.get(name))]
-            if not spellings:
-                continue
-            details = [s for name, value in item.items() if name != key and name not in verbatim
-                       for s in scalars(value)]
-            linked = [column for column, target, given in links if alias_key(_one(item.get(target))) in given]
-            items.append((label(path), names, spellings, Mention(doc.label, details, linked)))
-    return items
-
-
-def merge_entities(documents: list[OutputDocument]) -> list[EntitySection]:
-    """Entities across documents, per list; items sharing any key or verbatim spelling are one."""
-    by_list: dict[str, list[tuple[list[str], list[str], Mention]]] = {}
-    for doc in documents:
-        for column, names, spellings, mention in _entity_items(doc):
-            by_list.setdefault(column, []).append((names, spellings, mention))
-    return [EntitySection(humanize(column), _merge(items)) for column, items in by_list.items()]
-
-
-def _merge(items: list[tuple[list[str], list[str], Mention]]) -> list[EntityGroup]:
-    parent = list(range(len(items)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    first_with_key: dict[str, int] = {}
-    for i, (_, spellings, _) in enumerate(items):
-        for spelling in spellings:
-            key = alias_key(spelling)
-            if not key:
-                continue
-            if key in first_with_key:
-                parent[root(i)] = root(first_with_key[key])
-            else:
-                first_with_key[key] = i
-    members: dict[int, list[int]] = {}
-    for i in range(len(items)):
-        members.setdefault(root(i), []).append(i)
-    groups = []
-    for indexes in members.values():
-        # The most common key name (case and punctuation aside), as first spelled.
-        names = Counter(alias_key(n) for i in indexes for n in items[i][0][:1])
-        spellings = list(dict.fromkeys(s for i in indexes for s in items[i][1]))
-        top = names.most_common(1)[0][0] if names else alias_key(spellings[0])
-        name = next((s for s in spellings if alias_key(s) == top), spellings[0])
-        groups.append(EntityGroup(name, spellings, [items[i][2] for i in indexes]))
-    return sorted(groups, key=lambda g: (-len(g.documents), g.name.casefold()))
 
 
 def count_terms(per_document: list[list[str]]) -> list[tuple[str, int]]:
@@ -329,7 +167,7 @@ def term_sections(documents: list[OutputDocument]) -> list[TermSection]:
 
 
 def record_sections(documents: list[OutputDocument]) -> list[RecordSection]:
-    """The objects that hold link fields (e.g. each agreement), by date when they have one."""
+    """The objects that hold link fields (e.g. each deal), by date when they have one."""
     owners: dict[str, None] = {}
     for doc in documents:
         for link in doc.traits.links:
@@ -355,9 +193,9 @@ def record_sections(documents: list[OutputDocument]) -> list[RecordSection]:
 
 def _record(document: str, obj: dict[str, Any]) -> Record:
     date = next((v for v in obj.values() if is_date(v)), None)
-    as_written = "; ".join(s for k, v in _dict(date).items() if k not in DATE_PARTS for s in scalars(v))
+    date_text = "; ".join(s for k, v in _dict(date).items() if k not in DATE_PARTS for s in scalars(v))
     values = {str(k): scalars(v) for k, v in obj.items() if not is_date(v)}
-    return Record(document, format_date(date) or "unknown", as_written, date_key(date), values, date is not None)
+    return Record(document, format_date(date) or "unknown", date_text, date_key(date), values, date is not None)
 
 
 def build_report(documents: list[OutputDocument]) -> Report:

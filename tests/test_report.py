@@ -15,7 +15,7 @@ from summarizer.artifacts import load_schema
 from summarizer.checks import run_checks, unsupported_sentence
 from summarizer.documents import load_document
 from summarizer.report_load import OutputDocument
-from summarizer.report_model import merge_entities
+from summarizer.report_entities import merge_entities
 from summarizer.report_formats import md_cell
 from summarizer.report_model import CHECK_COLUMNS, META_COLUMNS
 from summarizer.schemas.article import Article
@@ -258,7 +258,7 @@ def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
     assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
-    assert "Content-Security-Policy" in page  # and no script could run even if escaping failed
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page  # no script could run anyway
 
 
 def test_markdown_escapes_pipes_and_markup_in_cells(cli: Any, tmp_path: Path) -> None:

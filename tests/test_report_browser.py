@@ -77,6 +77,7 @@ def test_browser_dom_shows_every_title_as_text(report_html: Path) -> None:
     dom = done.stdout
     assert "<h1>Summarizer report</h1>" in dom, done.stderr[-2000:]
     assert TITLES[0] in dom and TITLES[1] in dom
+    assert "The partners will work on batteries." in dom  # each document's summary
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in dom  # text in the page, not an element
     assert "<script" not in dom
 
