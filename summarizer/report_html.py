@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import html
 from typing import Any
 
 from .report_formats import checks_text, mention_text, overview_headers, overview_values, record_headers, summary_line
 from .report_model import Report
 from .report_text import clean
-
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src 'none'; form-action 'none'; base-uri 'none'"
 
 _CSS = """
 :root { color-scheme: light; --line: #d8dee4; --muted: #57606a; --bad: #b42318; --good: #1a7f37; }
@@ -41,6 +41,9 @@ mark.bad { background: #ffebe9; color: var(--bad); border: 1px solid #ffcecb; bo
 .columns { display: flex; gap: 32px; flex-wrap: wrap; }
 .columns > div { flex: 1 1 320px; }
 """
+# Only this exact style sheet may apply (by its hash): no script, no other style, image, form or base.
+_STYLE_HASH = base64.b64encode(hashlib.sha256(_CSS.encode("utf-8")).digest()).decode("ascii")
+CSP = f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'none'; base-uri 'none'"
 
 
 def _e(value: Any) -> str:

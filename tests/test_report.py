@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import csv
 import io
 import json
@@ -259,6 +261,10 @@ def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page  # no script could run anyway
+    # The only style allowed is the page's own style sheet, named by its hash.
+    style = page.split("<style>")[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page and "unsafe-inline" not in page
 
 
 def test_markdown_escapes_pipes_and_markup_in_cells(cli: Any, tmp_path: Path) -> None:
