@@ -207,3 +207,32 @@ def test_csv_report_neutralizes_formulas_in_every_column(cli: Any, tmp_path: Pat
     for row in rows:
         for column in ("document", "title", "summary", "key_points", "entities", "entities.name_original"):
             assert row[column].startswith("'"), (column, row[column])
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_an_unreadable_file_is_reported_and_skipped(cli: Any, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    write_good(out)
+    locked = out / "locked.json"
+    locked.write_text("{}", "utf-8")
+    locked.chmod(0)
+    run = cli("report", out, "--format", "md")
+    assert run.code == 1 and "A good document" in run.stdout
+    assert f"{locked}: cannot read (Permission denied)" in run.stderr
+
+
+def test_report_modules_import_no_cycle() -> None:
+    import ast
+
+    package = Path(__file__).resolve().parent.parent / "summarizer"
+    names = [p.stem for p in package.glob("report*.py")] + ["evaluate"]
+    graph = {name: {node.module for node in ast.walk(ast.parse((package / f"{name}.py").read_text("utf-8")))
+                    if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module in names}
+             for name in names}
+
+    def reaches(start: str, goal: str, seen: set[str]) -> bool:
+        return any(n == goal or (n not in seen and reaches(n, goal, seen | {n})) for n in graph[start])
+
+    assert {"report", "report_load", "report_model", "report_formats", "report_html"} <= set(names)
+    assert not [name for name in names if reaches(name, name, set())]
