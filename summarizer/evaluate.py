@@ -23,6 +23,10 @@ leading "the" (English and original-script aliases alike); each gold entry match
 so a duplicate costs precision. Scores: organization precision and recall (optional entries left
 out of both), party precision and recall, agreement yes/no, exact signing date (year, month, day,
 with nulls; only where gold has an agreement), source language, and people recall.
+
+Outputs are read as `report` reads them (report_load.py): data only, validated by a built-in
+schema or `--schema`, never by a schema file an output names; a result read as plain JSON is
+scored as it is (values of the wrong shape count as missing).
 """
 
 from __future__ import annotations

@@ -157,7 +157,6 @@ class SchemaChoice:
     def __init__(self, given: str | None = None) -> None:
         # The user named it on the command line: importing their own file is their choice.
         self.given = load_schema(given) if given else None
-        self.given_name = given
         self.given_used = 0
 
     def schema_for(self, envelope: dict[str, Any]) -> SchemaSpec | None:
@@ -217,10 +216,11 @@ def load_outputs(outputs: Iterable[str], schema: str | None = None) -> Loaded:
             loaded.documents.append(load_output(path, choice))
         except ValueError as exc:
             loaded.problems.append((path, str(exc)))
-    plain = sorted({doc.schema_id for doc in loaded.documents if not doc.validated})
+    plain = sorted({doc.schema_id[:80] for doc in loaded.documents if not doc.validated})
     if plain:
         count = sum(1 for doc in loaded.documents if not doc.validated)
-        loaded.notes.append(f"{count} document(s) of schema {', '.join(map(repr, plain))} read as plain JSON, "
+        names = ", ".join(map(repr, plain[:5])) + (f" and {len(plain) - 5} more" if len(plain) > 5 else "")
+        loaded.notes.append(f"{count} document(s) of schema {names} read as plain JSON, "
                             "not validated: their schema is not built in (to check them, pass "
                             "--schema path/to/file.py:Model; a schema named inside an output is never imported)")
     if choice.given is not None and not choice.given_used:
