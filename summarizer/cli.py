@@ -159,10 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
     r.add_argument("--format", choices=["md", "html", "csv", "jsonl"], help="default: tables in the terminal")
     r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    r.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
 
     e = sub.add_parser("eval", help="score outputs against a gold file of hand-checked facts")
     e.add_argument("gold", type=Path, help="gold JSON file (see bench/seeds.gold.json)")
     e.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
+    e.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
     return parser
 
 
@@ -195,11 +197,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from .report import run_report
 
-            return run_report(args.outputs, args.format, args.output)
+            return run_report(args.outputs, args.format, args.output, args.schema)
         if args.command == "eval":
             from .evaluate import run_eval
 
-            return run_eval(args.gold, args.outputs)
+            return run_eval(args.gold, args.outputs, args.schema)
     except SummarizerError as exc:
         _fail(f"error: {exc}")
         return exit_code_for(type(exc))

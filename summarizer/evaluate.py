@@ -23,11 +23,14 @@ leading "the" (English and original-script aliases alike); each gold entry match
 so a duplicate costs precision. Scores: organization precision and recall (optional entries left
 out of both), party precision and recall, agreement yes/no, exact signing date (year, month, day,
 with nulls; only where gold has an agreement), source language, and people recall.
+
+Outputs are read as `report` reads them (report_load.py): data only, validated by a built-in
+schema or `--schema`, never by a schema file an output names; a result read as plain JSON is
+scored as it is (values of the wrong shape count as missing).
 """
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +39,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
-from .report import OutputDocument, alias_key, load_outputs
+from .report_load import OutputDocument, load_outputs, print_loading, read_json_file
+from .report_text import alias_key
 
 EXIT_OK, EXIT_FAILED = 0, 1
 GOLD_FORMAT = "summarizer-gold/1"
@@ -127,11 +131,9 @@ class DocumentScore:
 def load_gold(path: Path) -> GoldFile:
     """Read and validate a gold file; problems are configuration errors (exit 2)."""
     try:
-        data = json.loads(path.read_text("utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"cannot read gold file {path}: {exc.strerror or exc}") from exc
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"gold file {path} is not UTF-8 JSON: {exc}") from exc
+        data = read_json_file(path)  # the same limits as output files: size, encoding, nesting
+    except ValueError as exc:
+        raise ConfigError(f"gold file {path}: {exc}") from exc
     try:
         return GoldFile.model_validate(data)
     except ValidationError as exc:
@@ -163,20 +165,30 @@ def _date(signed: Any) -> tuple[Any, Any, Any]:
     return signed.get("year"), signed.get("month"), signed.get("day")
 
 
+def _items(value: Any) -> list[Any]:
+    # Results read as plain JSON (no built-in schema validated them) may hold any shape.
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any) -> str:
+    return str(value) if isinstance(value, (str, int, float)) else ""
+
+
 def score_document(stem: str, gold: GoldDocument, doc: OutputDocument) -> DocumentScore:
-    """Score one validated output against its gold entry."""
+    """Score one output (validated or plain JSON) against its gold entry in the article gold format."""
     result = doc.result
-    orgs = [o for o in result.get("organizations") or [] if isinstance(o, dict)]
-    org_keys = [{alias_key(str(o.get(k) or "")) for k in ("name", "name_original")} - {""} for o in orgs]
+    orgs = [o for o in _items(result.get("organizations")) if isinstance(o, dict)]
+    org_keys = [{alias_key(_text(o.get(k))) for k in ("name", "name_original")} - {""} for o in orgs]
     org_counts, missed, extra = match_names(org_keys, gold.organizations)
     agreement = result.get("agreement") if isinstance(result.get("agreement"), dict) else None
     # A party is an English organization name: it also answers to that organization's name_original.
-    by_name = {alias_key(str(o.get("name") or "")): keys for o, keys in zip(orgs, org_keys)}
-    party_keys = [by_name.get(alias_key(p), {alias_key(p)}) for p in (agreement or {}).get("parties") or []]
+    by_name = {alias_key(_text(o.get("name"))): keys for o, keys in zip(orgs, org_keys)}
+    party_keys = [by_name.get(alias_key(_text(p)), {alias_key(_text(p))})
+                  for p in _items((agreement or {}).get("parties"))]
     gold_parties = [g for g in gold.organizations if g.name in gold.parties]
     party_counts, _, _ = match_names(party_keys, [g.model_copy(update={"optional": False}) for g in gold_parties])
-    people_keys = [{alias_key(str(p.get(k) or "")) for k in ("name", "name_original")} - {""}
-                   for p in result.get("people") or [] if isinstance(p, dict)]
+    people_keys = [{alias_key(_text(p.get(k))) for k in ("name", "name_original")} - {""}
+                   for p in _items(result.get("people")) if isinstance(p, dict)]
     people_counts, _, _ = match_names(people_keys, gold.people)
     people_counts.fp = 0  # people are scored by recall only: extra names are not hand-checked
     gold_date = _date(gold.agreement_date.model_dump() if gold.agreement_date else None)
@@ -185,9 +197,9 @@ def score_document(stem: str, gold: GoldDocument, doc: OutputDocument) -> Docume
         organizations=org_counts, parties=party_counts, people=people_counts,
         agreement=(agreement is not None) == gold.has_agreement,
         date=(_date((agreement or {}).get("signed_on")) == gold_date) if gold.has_agreement else None,
-        language=str(result.get("source_language") or "").lower() == gold.source_language,
+        language=_text(result.get("source_language")).lower() == gold.source_language,
         missed=[gold.organizations[j].name for j in missed],
-        extra=[str(orgs[i].get("name")) for i in extra],
+        extra=[_text(orgs[i].get("name")) for i in extra],
     )
 
 
@@ -226,7 +238,7 @@ def _mark(ok: bool | None) -> str:
     return "—" if ok is None else "yes" if ok else "NO"
 
 
-def run_eval(gold: Path, outputs: list[str]) -> int:
+def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
     """The `eval` command: score every output that has a gold entry; exit 1 if a file failed."""
     from rich import box
     from rich.table import Table
@@ -234,12 +246,12 @@ def run_eval(gold: Path, outputs: list[str]) -> int:
     from .render import make_console, safe
 
     gold_file = load_gold(gold)
-    documents, problems = load_outputs(outputs)
+    loaded = load_outputs(outputs, schema)
+    print_loading(loaded, sys.stderr)
+    problems = loaded.problems
     err = make_console(sys.stderr)
-    for path, reason in problems:
-        err.print(safe(f"{path}: {reason}"), style="red", soft_wrap=True)  # one line per file, greppable
     scores = []
-    for doc in documents:
+    for doc in loaded.documents:
         stem = _stem(doc, gold_file.documents)
         if stem is None:
             err.print(safe(f"{doc.path}: no gold entry for this document; not scored"), style="yellow")

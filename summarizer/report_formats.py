@@ -1,22 +1,22 @@
-"""Writers of a Report: html, md, csv, jsonl, and rich tables for the terminal.
+"""Writers of a Report as Markdown, CSV, JSON Lines and terminal tables (HTML: report_html.py).
 
-Every value comes from a model or a file, so every writer treats it as untrusted text: HTML
-escapes it (and a Content-Security-Policy forbids scripts besides), Markdown backslash-escapes
-inline markup and `|`, CSV neutralizes spreadsheet formulas, the terminal strips escape codes.
+Sections, in every format but CSV and JSON Lines: documents (title, first date, link fields,
+language, checks), summaries, one table per entity list, counted terms, the objects holding
+links (a timeline when dated), unsupported facts, other failed checks. Headings and columns come
+from the schema traits the documents carry. Every value goes through report_text.clean.
 
-CSV columns (one row per document, lists joined with "; "), in this order:
-  document, output, schema, title, date, date_as_written, agreement, parties, place, organizations,
-  people, areas, topics, language, checks, failures, unsupported, model, created_at
-where date is 2022-06-22 / 2022-06 / ????-02-25 (unknown parts), checks is passed|failed|not run,
-and failures / unsupported count the failed checks and the values not found in the source.
-JSON Lines: one object per document with the same keys (lists as lists, counts as numbers), plus
-"check_details" (the output's `checks`) and "result".
+CSV: one row per document. Columns: document, output, schema, title, summary, language, then one
+column per field the documents' traits name (entity lists by their key, e.g. `companies`; link
+fields, e.g. `deals.buyers`; dates as 2022-06-22 / 2022-06 / ????-02-25, e.g. `deals.closed`;
+then the other English and verbatim fields, e.g. `companies.spelling`), then checks (passed |
+failed | not run), failures and unsupported (counts), model, created_at. Lists are joined with "; ".
+JSON Lines: one object per document with the same meta and check keys, "fields" (column -> list
+of values), "check_details" (the output's `checks`) and "result".
 """
 
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import re
@@ -27,266 +27,158 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from .render import make_console, safe
-from .report import OrganizationGroup, Report
+from .report_entities import Mention
+from .report_model import CHECK_COLUMNS, META_COLUMNS, DocumentRow, Report
+from .report_paths import humanize
+from .report_text import clean, clean_data, csv_cell
 
-CSV_COLUMNS = ("document", "output", "schema", "title", "date", "date_as_written", "agreement", "parties", "place",
-               "organizations", "people", "areas", "topics", "language", "checks", "failures", "unsupported",
-               "model", "created_at")
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$])")  # inline markup, HTML, entities, tables, math on code hosts
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|~&$#])")  # inline markup, HTML, entities, tables, math on code hosts
 
 
-def plain(value: Any) -> str:
-    """Display text: lists joined with "; " (names have commas), control characters and escapes removed."""
-    if isinstance(value, list):
-        value = "; ".join(str(v) for v in value) if value else None
-    return safe(value).plain
-
-
-def _summary_line(report: Report) -> str:
-    rows = report.overview
-    passed = sum(1 for r in rows if r["checks"] == "passed")
-    failed = sum(1 for r in rows if r["checks"] == "failed")
+def summary_line(report: Report) -> str:
+    """One line of counts shown at the top of every report."""
+    rows = report.rows
+    passed = sum(1 for r in rows if r.checks == "passed")
+    failed = sum(1 for r in rows if r.checks == "failed")
+    entities = "".join(f" · {len(s.groups)} {s.title.lower()}" for s in report.entities)
     return (f"{len(rows)} document(s) · {passed} passed all checks · {failed} failed some check · "
-            f"{len(report.unsupported)} unsupported fact(s) · {len(report.organizations)} organization(s)")
+            f"{len(report.unsupported)} unsupported fact(s){entities}")
 
 
-def _role(role: str, kind: str, country: str) -> str:
-    details = ", ".join(x for x in (kind, country) if x)
-    return (role or "?") + (f" ({details})" if details else "")
+def checks_text(row: DocumentRow) -> str:
+    return row.checks + (f" ({row.failures})" if row.failures else "")
 
 
-def _mentions(group: OrganizationGroup) -> list[str]:
-    return [f"{doc}: {_role(*rest)}" for doc, *rest in group.mentions]
+def overview_headers(report: Report) -> list[str]:
+    """Columns of the documents table: title, first date, link fields, language, checks, document."""
+    return ["Title", *(humanize(d) for d in report.dates[:1]), *(humanize(link) for link in report.links),
+            "Language", "Checks", "Document"]
 
 
-# --- HTML -------------------------------------------------------------------------------------
-
-_CSS = """
-:root { color-scheme: light; --line: #d8dee4; --muted: #57606a; --bad: #b42318; --good: #1a7f37; }
-* { box-sizing: border-box; }
-body { margin: 0; font: 15px/1.5 system-ui, -apple-system, "Segoe UI", "Noto Sans", sans-serif;
-       color: #1f2328; background: #f6f8fa; }
-main { max-width: 1200px; margin: 0 auto; padding: 24px 32px 48px; background: #fff; min-height: 100vh; }
-h1 { font-size: 26px; margin: 0 0 4px; }
-h2 { font-size: 19px; margin: 32px 0 8px; padding-bottom: 4px; border-bottom: 1px solid var(--line); }
-.lead, .muted, .path { color: var(--muted); }
-.path { font-size: 12px; font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; word-break: break-all; }
-nav a { margin-right: 14px; }
-a, a.path { color: #0969da; text-decoration: none; }
-table { width: 100%; border-collapse: collapse; margin: 4px 0 8px; }
-th, td { text-align: left; vertical-align: top; padding: 6px 10px; border-bottom: 1px solid var(--line);
-         overflow-wrap: anywhere; }
-th { background: #f6f8fa; font-weight: 600; white-space: nowrap; }
-tbody tr:nth-child(even) td { background: #fbfcfd; }
-td.num { text-align: right; white-space: nowrap; }
-td.date { white-space: nowrap; font-variant-numeric: tabular-nums; }
-ul.cell { margin: 0; padding-left: 18px; }
-.badge { display: inline-block; padding: 1px 8px; border-radius: 10px; font-size: 12px; font-weight: 600;
-         white-space: nowrap; }
-.passed { background: #dafbe1; color: var(--good); }
-.failed { background: #ffebe9; color: var(--bad); }
-.notrun { background: #eaeef2; color: var(--muted); }
-mark.bad { background: #ffebe9; color: var(--bad); border: 1px solid #ffcecb; border-radius: 4px; padding: 0 4px; }
-.columns { display: flex; gap: 32px; flex-wrap: wrap; }
-.columns > div { flex: 1 1 320px; }
-"""
+def overview_values(report: Report, row: DocumentRow) -> list[Any]:
+    """The documents-table cells of one row (lists stay lists), after the title."""
+    return [*(row.fields.get(d) or None for d in report.dates[:1]), *(row.fields.get(link) for link in report.links),
+            row.language]
 
 
-def _e(value: Any) -> str:
-    return html.escape(plain(value), quote=True)
+def mention_text(mention: Mention, *, document: bool = True) -> str:
+    """`doc: steel, Germany (in deals.buyers)`: where an entity appears, its other values, what links to it."""
+    details = ", ".join(mention.details) or "—"
+    linked = f" (in {', '.join(mention.linked)})" if mention.linked else ""
+    return (f"{mention.document}: " if document else "") + details + linked
 
 
-def _html_table(headers: list[str], rows: list[list[str]], *, empty: str = "None.") -> str:
-    # Cells arrive already escaped: they may hold the small bits of markup this module builds.
-    if not rows:
-        return f'<p class="muted">{html.escape(empty)}</p>'
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
-    body = "\n".join("<tr>" + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row) + "</tr>"
-                     for row in rows)
-    return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
-def _html_list(values: list[Any]) -> str:
-    if not values:
-        return '<span class="muted">—</span>'
-    return '<ul class="cell">' + "".join(f"<li>{_e(v)}</li>" for v in values) + "</ul>"
-
-
-def to_html(report: Report) -> str:
-    """One self-contained page: inline CSS, no scripts, no external assets, every value escaped."""
-    anchors: dict[str, str] = {}
-    for i, row in enumerate(report.overview):
-        anchors.setdefault(row["document"], f"doc-{i + 1}")
-
-    def doc_link(label: str) -> str:
-        return (f'<a class="path" href="#{anchors[label]}">{_e(label)}</a>' if label in anchors
-                else f'<span class="path">{_e(label)}</span>')
-
-    overview = []
-    for i, row in enumerate(report.overview):
-        css = {"passed": "passed", "failed": "failed"}.get(row["checks"], "notrun")
-        badge = row["checks"] + (f" ({row['failures']})" if row["failures"] else "")
-        overview.append([
-            f'<td id="doc-{i + 1}"><strong>{_e(row["title"])}</strong>'
-            f'<div class="path">{_e(row["document"])}</div></td>',
-            f'<td class="date">{_e(row["date"] or "—")}</td>',
-            _html_list(row["parties"]),
-            _e(row["language"]),
-            f'<td><span class="badge {css}">{_e(badge)}</span></td>',
-        ])
-    organizations = [[f"<strong>{_e(g.name)}</strong>", _html_list([s for s in g.spellings if s != g.name]),
-                      '<ul class="cell">' + "".join(f"<li>{doc_link(doc)}: {_e(_role(*rest))}</li>"
-                                                    for doc, *rest in g.mentions) + "</ul>"]
-                     for g in report.organizations]
-    timeline = [[f'<td class="date">{_e(e["date"])}</td>', _e(e["kind"]) + (
-                 f'<div class="muted">“{_e(e["as_written"])}”</div>' if e["as_written"] else ""),
-                 _html_list(e["parties"]), _e(e["place"] or "—"), doc_link(e["document"])] for e in report.timeline]
-    unsupported = [[doc_link(doc), f'<code>{_e(field)}</code>', f'<mark class="bad">{_e(value)}</mark>']
-                   for doc, field, value in report.unsupported]
-    failed = [[doc_link(doc), _e(failure)] for doc, failure in report.failed_checks]
-    counts = [[_e(term), f'<td class="num">{n}</td>'] for term, n in report.areas]
-    topics = [[_e(term), f'<td class="num">{n}</td>'] for term, n in report.topics]
-    sections = [
-        ("documents", "Documents", _html_table(["Title and document", "Signed", "Parties", "Language", "Checks"],
-                                               overview)),
-        ("organizations", "Organizations", _html_table(["Organization", "Also written as", "Documents and role"],
-                                                       organizations)),
-        ("areas", "Cooperation areas and topics", '<div class="columns"><div>'
-         + _html_table(["Cooperation area", "Documents"], counts) + "</div><div>"
-         + _html_table(["Topic", "Documents"], topics) + "</div></div>"),
-        ("timeline", "Timeline of agreements", _html_table(["Signed", "Agreement", "Parties", "Place", "Document"],
-                                                           timeline, empty="No agreements.")),
-        ("unsupported", "Unsupported facts", '<p class="muted">Values the model gave as written in the source '
-         "but that do not occur in it.</p>" + _html_table(["Document", "Field", "Value"], unsupported)),
-        ("failed-checks", "Other failed checks", _html_table(["Document", "Check"], failed)),
-    ]
-    nav = " ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title, _ in sections)
-    body = "\n".join(f'<section id="{anchor}">\n<h2>{html.escape(title)}</h2>\n{content}\n</section>'
-                     for anchor, title, content in sections)
-    return f"""<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>Summarizer report ({len(report.overview)} documents)</title>
-<style>{_CSS}</style>
-</head>
-<body>
-<main>
-<h1>Summarizer report</h1>
-<p class="lead">{_e(_summary_line(report))}</p>
-<nav>{nav}</nav>
-{body}
-</main>
-</body>
-</html>
-"""
+def record_headers(section: Any) -> list[str]:
+    return (["Date"] if section.dated else []) + [humanize(c) for c in section.columns] + ["Document"]
 
 
 # --- Markdown ---------------------------------------------------------------------------------
 
 def md_cell(value: Any) -> str:
     """Text for one Markdown table cell: one line, markup and `|` backslash-escaped."""
-    text = " ".join(plain(value).split())
+    text = " ".join(clean(value).split())
     return _MD_SPECIAL.sub(r"\\\1", text) if text else "—"
 
 
 def _md_table(headers: list[str], rows: list[list[Any]], *, empty: str = "None.") -> str:
     if not rows:
         return f"_{empty}_\n"
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines = ["| " + " | ".join(md_cell(h) for h in headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(md_cell(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines) + "\n"
 
 
 def to_markdown(report: Report) -> str:
-    """GitHub-flavoured Markdown: headings and tables, every cell escaped."""
-    parts = ["# Summarizer report\n", md_cell(_summary_line(report)) + "\n"]
-    parts += ["## Documents\n", _md_table(["Title", "Signed", "Parties", "Language", "Checks", "Document"], [
-        [r["title"], r["date"] or "—", r["parties"], r["language"],
-         r["checks"] + (f" ({r['failures']})" if r["failures"] else ""), r["document"]] for r in report.overview])]
-    parts += ["## Organizations\n", _md_table(["Organization", "Also written as", "Documents and role"], [
-        [g.name, [s for s in g.spellings if s != g.name] or None, _mentions(g)] for g in report.organizations])]
-    parts += ["## Cooperation areas\n", _md_table(["Cooperation area", "Documents"], [list(r) for r in report.areas])]
-    parts += ["## Topics\n", _md_table(["Topic", "Documents"], [list(r) for r in report.topics])]
-    parts += ["## Timeline of agreements\n", _md_table(["Signed", "Agreement", "Parties", "Place", "Document"], [
-        [e["date"], e["kind"], e["parties"], e["place"] or None, e["document"]] for e in report.timeline],
-        empty="No agreements.")]
-    parts += ["## Unsupported facts\n", _md_table(["Document", "Field", "Value"],
-                                                  [list(u) for u in report.unsupported])]
+    """GitHub-flavoured Markdown: headings and tables, every value escaped."""
+    parts = ["# Summarizer report\n", md_cell(summary_line(report)) + "\n"]
+    parts += ["## Documents\n", _md_table(overview_headers(report), [
+        [r.title, *overview_values(report, r), checks_text(r), r.document] for r in report.rows])]
+    parts.append("## Summaries\n")
+    for i, r in enumerate(report.rows, 1):
+        parts.append(f"### {i}. {md_cell(r.title)}\n\n{md_cell(r.document)}\n\n{md_cell(r.summary)}\n")
+    for section in report.entities:
+        parts += [f"## {md_cell(section.title)}\n", _md_table(["Name", "Also written as", "Documents and details"], [
+            [g.name, [s for s in g.spellings if s != g.name] or None, [mention_text(m) for m in g.mentions]]
+            for g in section.groups])]
+    for terms in report.terms:
+        parts += [f"## {md_cell(terms.title)}\n", _md_table([terms.title, "Documents"], [list(r) for r in terms.rows])]
+    for section in report.records:
+        rows = [([f"{r.date} ({r.date_text})" if r.date_text else r.date] if section.dated else [])
+                + [r.values.get(c) or None for c in section.columns] + [r.document] for r in section.records]
+        parts += [f"## {md_cell(section.title)}\n", _md_table(record_headers(section), rows)]
+    parts += ["## Unsupported facts\n", _md_table(["Document", "Field", "Value"], [list(u) for u in report.unsupported])]
     parts += ["## Other failed checks\n", _md_table(["Document", "Check"], [list(f) for f in report.failed_checks])]
     return "\n".join(parts)
 
 
 # --- CSV and JSON Lines -----------------------------------------------------------------------
 
-def _csv_value(value: Any) -> str:
-    text = "; ".join(str(v) for v in value) if isinstance(value, list) else "" if value is None else str(value)
-    # A cell starting with = + - @ is a formula to a spreadsheet: a leading ' keeps it text.
-    return "'" + text if text.startswith(_FORMULA_START) else text
+def csv_columns(report: Report) -> list[str]:
+    """The CSV header: meta columns, the documents' field columns, check columns."""
+    return [*META_COLUMNS, *report.columns, *CHECK_COLUMNS]
 
 
 def to_csv(report: Report) -> str:
-    """One row per document with the documented CSV_COLUMNS."""
+    """One row per document; see the module docstring for the columns."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for row in report.overview:
-        writer.writerow([_csv_value(row[column]) for column in CSV_COLUMNS])
+    columns = csv_columns(report)
+    writer.writerow([csv_cell(c) for c in columns])
+    for row in report.rows:
+        writer.writerow([csv_cell(row.column(c)) for c in columns])
     return buffer.getvalue()
 
 
 def to_jsonl(report: Report) -> str:
-    """One JSON object per document: the overview fields, then its checks and result."""
-    lines = [json.dumps({**row, "check_details": doc.checks, "result": doc.result}, ensure_ascii=False)
-             for row, doc in zip(report.overview, report.documents)]
+    """One JSON object per document: meta and check values, fields, checks and result, all cleaned."""
+    lines = []
+    for row, doc in zip(report.rows, report.documents):
+        record = {name: row.column(name) for name in (*META_COLUMNS, *CHECK_COLUMNS)}
+        record.update(fields=row.fields, check_details=doc.checks, result=doc.result)
+        lines.append(json.dumps(clean_data(record), ensure_ascii=False))
     return "".join(line + "\n" for line in lines)
 
 
 # --- Terminal ---------------------------------------------------------------------------------
 
+def _cell(value: Any) -> Text:
+    if isinstance(value, Text):
+        return value
+    text = clean(value)
+    return Text(text) if text else Text("—", style="dim")
+
+
 def _rich_table(title: str, headers: list[str], rows: list[list[Any]]) -> Table:
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    table = Table(title=clean(title), title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
     for header in headers:
-        table.add_column(header, overflow="fold")
+        table.add_column(clean(header), overflow="fold")
     for row in rows:
-        table.add_row(*(cell if isinstance(cell, Text) else safe(plain(cell)) if isinstance(cell, list) else safe(cell)
-                        for cell in row))
+        table.add_row(*(_cell(cell) for cell in row))
     if not rows:
         table.caption = "none"
     return table
 
 
 def terminal_renderable(report: Report) -> Group:
-    """The report as rich tables; every value goes through render.safe."""
+    """The report as rich tables; every value cleaned, none read as markup."""
     status_style = {"passed": "green", "failed": "bold red"}
-    overview = [[r["title"], r["date"] or None, r["parties"], r["language"],
-                 Text(plain(r["checks"] + (f" ({r['failures']})" if r["failures"] else "")),
-                      style=status_style.get(r["checks"], "dim")), r["document"]] for r in report.overview]
-    return Group(
-        safe(_summary_line(report)),
-        _rich_table("Documents", ["Title", "Signed", "Parties", "Language", "Checks", "Document"], overview),
-        _rich_table("Organizations", ["Organization", "Also written as", "Documents and role"],
-                    [[g.name, [s for s in g.spellings if s != g.name] or None,
-                      safe("\n".join(plain(m) for m in _mentions(g)))] for g in report.organizations]),
-        _rich_table("Cooperation areas", ["Area", "Documents"], [list(r) for r in report.areas]),
-        _rich_table("Topics", ["Topic", "Documents"], [list(r) for r in report.topics]),
-        _rich_table("Timeline of agreements", ["Signed", "Agreement", "Parties", "Place", "Document"],
-                    [[e["date"], e["kind"], e["parties"], e["place"] or None, e["document"]] for e in report.timeline]),
-        _rich_table("Unsupported facts", ["Document", "Field", "Value"],
-                    [[doc, field, Text(plain(value), style="bold red")] for doc, field, value in report.unsupported]),
-        _rich_table("Other failed checks", ["Document", "Check"], [list(f) for f in report.failed_checks]),
-    )
-
-
-def render(report: Report, fmt: str | None) -> str:
-    """The report as text in one format (None: the terminal tables, 120 columns, no colour)."""
-    writers = {"html": to_html, "md": to_markdown, "csv": to_csv, "jsonl": to_jsonl}
-    if fmt is not None:
-        return writers[fmt](report)
-    buffer = io.StringIO()
-    make_console(buffer, width=120).print(terminal_renderable(report))
-    return buffer.getvalue()
+    parts: list[Any] = [Text(clean(summary_line(report)))]
+    parts.append(_rich_table("Documents", overview_headers(report), [
+        [r.title, *overview_values(report, r), Text(clean(checks_text(r)), style=status_style.get(r.checks, "dim")),
+         r.document] for r in report.rows]))
+    parts.append(_rich_table("Summaries", ["Title", "Summary"], [[r.title, r.summary] for r in report.rows]))
+    for section in report.entities:
+        parts.append(_rich_table(section.title, ["Name", "Also written as", "Documents and details"], [
+            [g.name, [s for s in g.spellings if s != g.name] or None,
+             Text("\n".join(clean(mention_text(m)) for m in g.mentions))] for g in section.groups]))
+    for terms in report.terms:
+        parts.append(_rich_table(terms.title, [terms.title, "Documents"], [list(r) for r in terms.rows]))
+    for section in report.records:
+        parts.append(_rich_table(section.title, record_headers(section), [
+            ([Text(clean(r.date) + (f"\n“{clean(r.date_text)}”" if r.date_text else ""))] if section.dated else [])
+            + [r.values.get(c) or None for c in section.columns] + [r.document] for r in section.records]))
+    parts.append(_rich_table("Unsupported facts", ["Document", "Field", "Value"],
+                             [[doc, where, Text(clean(value), style="bold red")]
+                              for doc, where, value in report.unsupported]))
+    parts.append(_rich_table("Other failed checks", ["Document", "Check"], [list(f) for f in report.failed_checks]))
+    return Group(*parts)

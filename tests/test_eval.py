@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from summarizer.evaluate import GoldDocument, load_gold, overall, score_document
-from summarizer.report import OutputDocument
+from summarizer.report_load import OutputDocument
 from summarizer.schemas.article import Article
 
 GOLD = Path(__file__).resolve().parent.parent / "bench" / "seeds.gold.json"
@@ -164,3 +164,28 @@ def test_broken_output_fails_and_bad_gold_is_a_usage_error(cli: Any, tmp_path: P
     bad_gold.write_text(json.dumps({"format": "summarizer-gold/1", "documents": {"x": {"source_language": "en"}}}))
     run = cli("eval", bad_gold, tmp_path / "out")
     assert run.code == 2 and "has_agreement" in run.stderr
+
+
+def test_eval_never_imports_a_schema_named_inside_an_output(cli: Any, tmp_path: Path,
+                                                            gold: dict[str, GoldDocument]) -> None:
+    marker = tmp_path / "imported.marker"
+    evil = tmp_path / "evil_schema.py"
+    evil.write_text(f"from pathlib import Path\nPath({str(marker)!r}).write_text('imported')\n"
+                    "from pydantic import BaseModel\nclass Article(BaseModel):\n    title: str\n", "utf-8")
+    stem = "002_58b7a0a3b69e6006"
+    path = write_output(tmp_path / "out", stem, result_from_gold(gold[stem]))
+    envelope = json.loads(path.read_text("utf-8"))
+    envelope["schema"] = {"id": "article", "version": "3", "ref": f"{evil}:Article"}
+    path.write_text(json.dumps(envelope), "utf-8")
+    run = cli("eval", GOLD, tmp_path / "out")
+    assert not marker.exists()
+    assert run.code == 0, run.stderr
+    assert stem in run.stdout and overall_lines(run.stdout)["organizations recall"] == "1.00"
+    assert "read as plain JSON" in run.stderr
+
+
+def test_eval_scores_plain_results_of_any_shape_without_crashing(gold: dict[str, GoldDocument]) -> None:
+    weird = {"organizations": [{"name": 5, "name_original": None}, "x", None], "people": {"a": 1},
+             "agreement": {"parties": "CATL", "signed_on": [1]}, "source_language": ["en"]}
+    score = score_document("000", gold["000_f5657d2c5e6c31f2"], OutputDocument(Path("x.json"), {}, weird))
+    assert score.organizations.recall == 0.0 and score.language is False and score.parties.tp == 0

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import csv
 import io
 import json
@@ -11,10 +13,13 @@ from typing import Any
 
 import pytest
 
+from summarizer.artifacts import load_schema
 from summarizer.checks import run_checks, unsupported_sentence
 from summarizer.documents import load_document
-from summarizer.report import OutputDocument, merge_organizations
-from summarizer.report_formats import CSV_COLUMNS, md_cell
+from summarizer.report_load import OutputDocument
+from summarizer.report_entities import merge_entities
+from summarizer.report_formats import md_cell
+from summarizer.report_model import CHECK_COLUMNS, META_COLUMNS
 from summarizer.schemas.article import Article
 
 SEEDS = Path(__file__).resolve().parent.parent / "seeds"
@@ -163,36 +168,52 @@ def test_markdown_report_has_every_section_and_every_document(cli: Any, outputs:
     run = cli("report", outputs, "--format", "md")
     assert run.code == 0, run.stderr
     md = run.stdout
-    for heading in ("## Documents", "## Organizations", "## Cooperation areas", "## Topics",
-                    "## Timeline of agreements", "## Unsupported facts"):
+    # Sections come from the article's traits: its entity lists, link field, term lists and dates.
+    for heading in ("## Documents", "## Summaries", "## Organizations", "## People", "## Agreement areas",
+                    "## Topics", "## Agreement timeline", "## Unsupported facts"):
         assert heading in md
     for result in SEED_RESULTS.values():
         assert result["title"] in md
+        assert md_cell(result["summary"]) in md
     # CATL is one organization across the five documents, whatever its spelling in each.
     catl_rows = [line for line in md.splitlines() if line.startswith("| CATL |")]
     assert len(catl_rows) == 1
-    assert all(md_cell(f"seeds/{stem}.txt: party") in catl_rows[0] for stem in SEED_RESULTS)
+    assert all(md_cell(f"seeds/{stem}.txt: company, party, China (in agreement.parties)") in catl_rows[0]
+               for stem in SEED_RESULTS)
+    assert "Contemporary Amperex Technology Co., Limited" in catl_rows[0]
     assert "| batteries | 5 |" in md
+    assert "| energy storage technology | 2 |" in md
+    people = md.split("## People")[1].split("##")[0]
+    assert "| Robin Zeng | — | " + md_cell("seeds/001_1a11767ed79f635d.txt: Chairman, CATL") + " |" in people
 
 
 def test_timeline_is_sorted_by_date_with_unknown_years_last(cli: Any, outputs: Path) -> None:
     md = cli("report", outputs, "--format", "md").stdout
-    timeline = md.split("## Timeline of agreements")[1].split("##")[0]
-    dates = [line.split(" | ")[0].lstrip("| ") for line in timeline.splitlines() if line.startswith("| ")][1:]
-    assert dates == ["2022-06-22", r"????-02-25", r"????-05-29", "unknown", "unknown"]
+    timeline = md.split("## Agreement timeline")[1].split("##")[0]
+    rows = [line for line in timeline.splitlines() if line.startswith("| ")][1:]
+    dates = [row.split(" | ")[0].lstrip("| ") for row in rows]
+    assert dates == ["2022-06-22 (22.06.2022)", "????-02-25 (25 февраля)", "????-05-29 (29 de maio)",
+                     "unknown", "unknown"]
+    assert "| Ningde, Fujian |" in rows[1]  # the agreement's other fields are its columns
 
 
 def test_csv_has_the_documented_columns_and_one_row_per_document(cli: Any, outputs: Path) -> None:
     run = cli("report", outputs, "--format", "csv")
     rows = list(csv.reader(io.StringIO(run.stdout)))
-    assert tuple(rows[0]) == CSV_COLUMNS
+    header = rows[0]
+    assert tuple(header[:6]) == META_COLUMNS and tuple(header[-5:]) == CHECK_COLUMNS
+    assert header[6:10] == ["organizations", "people", "agreement.parties", "agreement.signed_on"]
+    assert {"topics", "agreement.areas", "organizations.name_original", "agreement.signed_on.as_written"} <= set(header)
     assert len(rows) == 1 + len(SEED_RESULTS)
-    by_document = {row[0]: dict(zip(CSV_COLUMNS, row)) for row in rows[1:]}
+    by_document = {row[0]: dict(zip(header, row)) for row in rows[1:]}
     henan = by_document["seeds/001_1a11767ed79f635d.txt"]
-    assert henan["date"] == "2022-06-22"
-    assert henan["parties"] == "CATL; Henan Provincial Government; Luoyang Municipal Government"
+    assert henan["agreement.signed_on"] == "2022-06-22"
+    assert henan["agreement.signed_on.as_written"] == "22.06.2022"
+    assert henan["agreement.parties"] == "CATL; Henan Provincial Government; Luoyang Municipal Government"
+    assert henan["people"] == "Lou Yangsheng; Robin Zeng"
     assert henan["language"] == "de"
     assert henan["checks"] == "passed"
+    assert henan["summary"] == SEED_RESULTS["001_1a11767ed79f635d"]["summary"]
 
 
 def test_jsonl_has_one_line_per_document_with_overview_and_result(cli: Any, outputs: Path) -> None:
@@ -200,7 +221,8 @@ def test_jsonl_has_one_line_per_document_with_overview_and_result(cli: Any, outp
     assert len(lines) == len(SEED_RESULTS)
     first = json.loads(lines[0])
     assert first["document"] == "seeds/000_f5657d2c5e6c31f2.txt"
-    assert first["date"] == "????-02-25"
+    assert first["summary"] == SEED_RESULTS["000_f5657d2c5e6c31f2"]["summary"]
+    assert first["fields"]["agreement.signed_on"] == ["????-02-25"]
     assert first["result"] == SEED_RESULTS["000_f5657d2c5e6c31f2"]
 
 
@@ -214,7 +236,7 @@ def test_html_is_one_self_contained_page(cli: Any, outputs: Path, tmp_path: Path
     assert "<style>" in page and "<script" not in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
     for result in SEED_RESULTS.values():
-        assert result["title"] in page
+        assert result["title"] in page and result["summary"].replace("&", "&amp;") in page
     assert not list(tmp_path.glob(".report.html.*.tmp"))  # the atomic write left no temp file
 
 
@@ -238,7 +260,11 @@ def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
     assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
-    assert "Content-Security-Policy" in page  # and no script could run even if escaping failed
+    assert "Content-Security-Policy" in page and "default-src 'none'" in page  # no script could run anyway
+    # The only style allowed is the page's own style sheet, named by its hash.
+    style = page.split("<style>")[1].split("</style>")[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode()
+    assert f"style-src 'sha256-{digest}'" in page and "unsafe-inline" not in page
 
 
 def test_markdown_escapes_pipes_and_markup_in_cells(cli: Any, tmp_path: Path) -> None:
@@ -286,14 +312,18 @@ def test_broken_files_are_reported_and_the_report_goes_on(cli: Any, outputs: Pat
     invalid = envelope({**SEED_RESULTS["002_58b7a0a3b69e6006"], "summary": "Too short."}, "seeds/x.txt")
     (outputs / "nested").mkdir()
     (outputs / "nested" / "invalid.json").write_text(json.dumps(invalid), "utf-8")
-    (outputs / "unknown.json").write_text(json.dumps({**invalid, "schema": {"id": "nope", "version": "1"}}), "utf-8")
+    unknown = {**invalid, "schema": {"id": "nope", "version": "1"}}
+    unknown["result"] = {**unknown["result"], "title": "Of a schema nobody knows"}
+    (outputs / "unknown.json").write_text(json.dumps(unknown), "utf-8")
     (outputs / "run-20250101T000000-abcdef.jsonl").write_text('{"status": "ok"}\n', "utf-8")
     run = cli("report", outputs, "--format", "md")
     assert run.code == 1
     assert f"{outputs / 'broken.json'}: not JSON" in run.stderr
     assert f"{outputs / 'nested' / 'invalid.json'}: result does not match schema 'article'" in run.stderr
     assert "summary" in run.stderr
-    assert f"{outputs / 'unknown.json'}: schema 'nope' cannot be loaded" in run.stderr
+    # A schema that is not built in: the document is read as plain JSON, and a note says so.
+    assert "unknown.json" not in run.stderr and "'nope' read as plain JSON" in run.stderr
+    assert "Of a schema nobody knows" in run.stdout
     assert "run-2025" not in run.stderr
     for result in SEED_RESULTS.values():
         assert result["title"] in run.stdout
@@ -307,11 +337,12 @@ def test_missing_path_fails_and_no_documents_at_all_is_a_usage_error(cli: Any, t
 
 
 def doc(label: str, *orgs: dict[str, Any]) -> OutputDocument:
-    return OutputDocument(Path(f"{label}.json"), {"document": {"path": label}}, {"organizations": list(orgs)})
+    return OutputDocument(Path(f"{label}.json"), {"document": {"path": label}}, {"organizations": list(orgs)},
+                          load_schema("article").traits)
 
 
 def test_organizations_merge_across_spellings_and_scripts() -> None:
-    groups = merge_organizations([
+    [section] = merge_entities([
         doc("a.txt", org("CATL", "宁德时代"), org("Zhaoqing Municipal Government", "肇庆市人民政府", kind="government")),
         # b.txt is linked to a.txt by the Chinese name only
         doc("b.txt", org("Contemporary Amperex Technology", "宁德时代", role="mentioned")),
@@ -320,11 +351,13 @@ def test_organizations_merge_across_spellings_and_scripts() -> None:
             org("catl", "CATL")),  # case only
         doc("e.txt", org("University of Hong Kong", "香港大学", kind="university")),
     ])
+    assert section.title == "Organizations"
+    groups = section.groups
     assert [g.name for g in groups] == ["CATL", "The University of Hong Kong", "Zhaoqing Municipal Government"]
     catl = groups[0]  # most documents first; "CATL" / "catl" is its most common English name
     assert "宁德时代" in catl.spellings and "Contemporary Amperex Technology Co., Limited" in catl.spellings
     assert catl.documents == ["a.txt", "b.txt", "c.txt", "d.txt"]
-    assert [m[1] for m in catl.mentions] == ["party", "mentioned", "party", "party"]
+    assert [m.details for m in catl.mentions][:2] == [["company", "party", "China"], ["company", "mentioned", "China"]]
     hku = groups[1]
     assert hku.documents == ["d.txt", "e.txt"] and "香港大学" in hku.spellings
 
@@ -337,3 +370,86 @@ def test_report_of_cli_outputs_skips_the_run_manifest(cli: Any, server: Any, tmp
     assert run.code == 0, run.stderr
     assert "CATL and Zhaoqing sign comprehensive cooperation agreement" in run.stdout
     assert md_cell(str(SEEDS / "002_58b7a0a3b69e6006.txt")) in run.stdout  # documents named by their source
+
+
+def generic_output(folder: Path, name: str, title: str, summary: str, entities: list[dict[str, Any]]) -> None:
+    result = {"title": title, "summary": summary, "source_language": "en",
+              "key_points": ["The first point of this document is stated here in one sentence."],
+              "entities": entities}
+    doc = envelope(result, f"docs/{name}.txt")
+    doc["schema"] = {"id": "generic", "version": "2", "ref": "generic",
+                     "traits": load_schema("generic").traits.as_dict()}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(doc, ensure_ascii=False), "utf-8")
+
+
+@pytest.fixture
+def generic_outputs(tmp_path: Path) -> Path:
+    folder = tmp_path / "generic"
+    generic_output(folder, "a", "Port of Hamburg expands", "The Port of Hamburg opens a new terminal. It doubles "
+                   "container capacity.", [{"name": "Port of Hamburg", "name_original": "Hamburger Hafen",
+                                            "type": "organization"}])
+    generic_output(folder, "b", "Hamburg harbour traffic grows", "Traffic in Hamburg grew last year. Most of it "
+                   "came from Asia.", [{"name": "Hamburg Port", "name_original": "Hamburger Hafen",
+                                        "type": "organization"},
+                                       {"name": "Asia", "name_original": "Asien", "type": "place"}])
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["md", "html", "csv", "jsonl", None])
+def test_generic_outputs_report_titles_summaries_and_entities(cli: Any, generic_outputs: Path,
+                                                              fmt: str | None) -> None:
+    run = cli("report", generic_outputs, *(["--format", fmt] if fmt else []))
+    assert run.code == 0, run.stderr
+    text = run.stdout if fmt != "md" else run.stdout.replace("\\", "")
+    for expected in ("Port of Hamburg expands", "Hamburg harbour traffic grows", "The Port of Hamburg opens",
+                     "Most of it came from Asia", "Hamburger Hafen", "Asien"):
+        assert expected in " ".join(text.split()), (fmt, expected)
+
+
+def test_generic_entities_merge_by_verbatim_spelling(cli: Any, generic_outputs: Path) -> None:
+    md = cli("report", generic_outputs, "--format", "md").stdout
+    entities = md.split("## Entities")[1].split("##")[0]
+    hamburg = [line for line in entities.splitlines() if "Hamburger Hafen" in line]
+    assert len(hamburg) == 1  # one entity: both documents wrote "Hamburger Hafen"
+    assert md_cell("docs/a.txt: organization") in hamburg[0] and md_cell("docs/b.txt: organization") in hamburg[0]
+    assert "## Key points" not in md  # sentences are not counted as terms
+
+
+def test_any_schema_is_reported_from_the_traits_it_carries(cli: Any, tmp_path: Path) -> None:
+    traits = {"title": "headline", "summary": "gist", "language": None, "verbatim": ["companies[].as_written"],
+              "english": ["headline", "gist", "tags[]"], "entities": {"companies": "name"},
+              "links": {"deals[].buyers[]": "companies[].name"}}
+    folder = tmp_path / "deals"
+    folder.mkdir()
+    for name, year, buyer, spelling in (("x", 2023, "Acme", "ACME GmbH"), ("y", 2021, "Acme Corp", "ACME GmbH")):
+        result = {"headline": f"Deal {name}", "gist": f"Gist of {name}.", "tags": ["m&a", "steel"],
+                  "companies": [{"name": buyer, "as_written": spelling, "sector": "steel"},
+                                {"name": "Seller", "as_written": "Seller", "sector": "mining"}],
+                  "deals": [{"buyers": [buyer], "closed": {"year": year, "month": 3, "day": None},
+                             "value": "10 M"}]}
+        doc = envelope(result, f"{name}.txt")
+        doc["schema"] = {"id": "deals", "version": "1", "ref": "deals.py:Deals", "traits": traits}
+        (folder / f"{name}.json").write_text(json.dumps(doc), "utf-8")
+    md = cli("report", folder, "--format", "md").stdout
+    assert "### 1. Deal x" in md and "Gist of y." in md
+    companies = md.split("## Companies")[1].split("##")[0]
+    acme = [line for line in companies.splitlines() if "ACME GmbH" in line]
+    assert len(acme) == 1 and md_cell("x.txt: steel (in deals.buyers)") in acme[0]
+    assert md_cell("y.txt: steel (in deals.buyers)") in acme[0]
+    timeline = md.split("## Deals timeline")[1].split("##")[0]
+    assert timeline.index("2021-03") < timeline.index("2023-03")
+    assert "| Buyers | Value |" in timeline
+    assert "| steel | 2 |" in md.split("## Tags")[1]
+    rows = list(csv.DictReader(io.StringIO(cli("report", folder, "--format", "csv").stdout)))
+    assert rows[0]["title"] == "Deal x" and rows[0]["deals.buyers"] == "Acme" and rows[0]["deals.closed"] == "2023-03"
+
+
+def test_older_outputs_without_traits_fall_back_to_title_and_summary(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "old"
+    folder.mkdir()
+    doc = envelope({"title": "An old output", "summary": "Written before traits existed.", "x": [1]}, "old.txt")
+    doc["schema"] = {"id": "custom", "version": "1"}
+    (folder / "old.json").write_text(json.dumps(doc), "utf-8")
+    run = cli("report", folder)
+    assert run.code == 0 and "An old output" in run.stdout and "Written before traits existed." in run.stdout

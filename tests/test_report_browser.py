@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import zlib
 import subprocess
 import tempfile
 from pathlib import Path
@@ -57,6 +58,29 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
+def first_row_pixel(path: Path, x: int) -> tuple[int, int, int]:
+    """RGB of pixel (x, 0) of an 8-bit RGB or RGBA PNG (no imaging library needed)."""
+    data = path.read_bytes()
+    pos, idat, color_type = 8, b"", 2
+    while pos < len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        body = data[pos + 8:pos + 8 + length]
+        if kind == b"IHDR":
+            assert body[8] == 8, "expected 8 bits per channel"
+            color_type = body[9]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    bpp = {2: 3, 6: 4}[color_type]
+    width = struct.unpack(">I", data[16:20])[0]
+    raw = zlib.decompressobj().decompress(idat, 1 + width * bpp)
+    kind, row = raw[0], bytearray(raw[1:1 + width * bpp])
+    for i in range(len(row)):  # the first row: the row above is all zeros
+        left = row[i - bpp] if i >= bpp else 0
+        row[i] = (row[i] + {0: 0, 1: left, 2: 0, 3: left // 2, 4: left}[kind]) & 0xFF
+    return tuple(row[x * bpp:x * bpp + 3])  # type: ignore[return-value]
+
+
 def test_screenshot_script_renders_the_report(report_html: Path, tmp_path: Path) -> None:
     png = tmp_path / "shot.png"
     done = subprocess.run(["bash", str(SCRIPT), str(report_html), str(png), "1280x1400"],
@@ -65,6 +89,9 @@ def test_screenshot_script_renders_the_report(report_html: Path, tmp_path: Path)
     assert png_size(png) == (1280, 1400)
     # A blank page compresses to a few kilobytes; tables, text and colours do not.
     assert png.stat().st_size > 30_000
+    # The page's own style sheet applied under its strict CSP: the body's grey, then the white page.
+    assert first_row_pixel(png, 2) == (0xF6, 0xF8, 0xFA)
+    assert first_row_pixel(png, 640) == (0xFF, 0xFF, 0xFF)
 
 
 def test_browser_dom_shows_every_title_as_text(report_html: Path) -> None:
@@ -77,6 +104,7 @@ def test_browser_dom_shows_every_title_as_text(report_html: Path) -> None:
     dom = done.stdout
     assert "<h1>Summarizer report</h1>" in dom, done.stderr[-2000:]
     assert TITLES[0] in dom and TITLES[1] in dom
+    assert "The partners will work on batteries." in dom  # each document's summary
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in dom  # text in the page, not an element
     assert "<script" not in dom
 
