@@ -1,0 +1,121 @@
+"""Source alignment: a result's verbatim values made to say only what the source says. Pure.
+
+For backends whose decoding is constrained (the tiny embedded model), an answer may not invent a
+verbatim value: each is aligned to the source (`anchoring.anchor`, exact, normalized or fuzzy)
+and replaced by the exact source text it matched; one that cannot be aligned is removed (its list
+item dropped, or the field set to null), link values whose targets went are dropped too, and the
+result is validated again, emptying the nearest optional field that a removal left invalid.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from .anchoring import anchor
+from .artifacts import SchemaSpec
+from summarizer.schemas._common import fold
+from .traits import iter_values
+
+MAX_ROUNDS = 8  # each round empties one more optional field; a schema has far fewer levels
+
+
+def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[BaseModel, list[dict[str, Any]]]:
+    """The result with every verbatim value copied from the source, and what was changed."""
+    data = result.model_dump(mode="json")
+    traits = schema.traits
+    changes: list[dict[str, Any]] = []
+    removals: list[str] = []
+    for path in traits.verbatim:
+        for where, value in list(iter_values(data, path)):
+            if not isinstance(value, str):
+                continue
+            found = anchor(value, text)
+            if found is None:
+                removals.append(where)
+                changes.append({"path": where, "value": value, "action": "removed"})
+            elif found.source != value:
+                _set(data, where, found.source)
+                changes.append({"path": where, "value": value, "action": "aligned", "source": found.source})
+    if not changes:
+        return result, []
+    for where in sorted(removals, key=_depth_then_index, reverse=True):
+        _remove(data, where)
+    _drop_dangling_links(data, traits.links)
+    for _ in range(MAX_ROUNDS):
+        try:
+            return schema.model.model_validate(data), changes
+        except ValidationError as exc:
+            if not _empty_first_optional(data, exc):
+                break
+    return result, [{**c, "action": "kept (could not be removed validly)"} for c in changes]
+
+
+def _steps(where: str) -> list[str | int]:
+    steps: list[str | int] = []
+    for part in where.split("."):
+        name, _, rest = part.partition("[")
+        steps.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            steps.append(int(index))
+            rest = rest.lstrip("[")
+    return steps
+
+
+def _depth_then_index(where: str) -> tuple[int, list[int]]:
+    steps = _steps(where)
+    return len(steps), [s for s in steps if isinstance(s, int)]
+
+
+def _parent(data: Any, steps: list[str | int]) -> Any:
+    node = data
+    for step in steps[:-1]:
+        node = node[step]
+    return node
+
+
+def _set(data: Any, where: str, value: Any) -> None:
+    steps = _steps(where)
+    _parent(data, steps)[steps[-1]] = value
+
+
+def _remove(data: Any, where: str) -> None:
+    """Drop the list item that holds the value, else set the value to null."""
+    steps = _steps(where)
+    item_at = max((i for i, s in enumerate(steps) if isinstance(s, int)), default=None)
+    try:
+        if item_at is not None:
+            container = _parent(data, steps[: item_at + 1])
+            container.pop(steps[item_at])
+        else:
+            _parent(data, steps)[steps[-1]] = None
+    except (KeyError, IndexError, TypeError):
+        pass  # already gone with an enclosing item
+
+
+def _drop_dangling_links(data: Any, links: dict[str, str] | Any) -> None:
+    for source, target in dict(links).items():
+        allowed = {fold(v) for _, v in iter_values(data, target) if isinstance(v, str)}
+        for where, value in sorted(iter_values(data, source), key=lambda pair: _depth_then_index(pair[0]), reverse=True):
+            if isinstance(value, str) and fold(value) not in allowed:
+                _remove(data, where)
+
+
+def _empty_first_optional(data: Any, error: ValidationError) -> bool:
+    """Set the deepest-but-one container of the first error to null; False when nothing changed."""
+    for item in error.errors():
+        loc = [s for s in item["loc"] if isinstance(s, (str, int))]
+        while loc:
+            loc = loc[:-1]
+            if not loc or isinstance(loc[-1], int):
+                continue
+            try:
+                parent = _parent(data, loc)
+                if parent.get(loc[-1]) is not None:
+                    parent[loc[-1]] = None
+                    return True
+            except (KeyError, IndexError, TypeError, AttributeError):
+                continue
+    return False
