@@ -247,6 +247,13 @@ class DocumentProcessor:
             max_chunk_chars=s.max_chunk_chars, check=strict_check, hints=hints,
         )
         result = extraction.result
+        aligned: list[dict[str, Any]] = []
+        if self.spec.capabilities.constrained_decoding:
+            # A decoder held to the schema still writes what it likes inside a string: verbatim
+            # values are aligned to the source, or removed when the source does not have them.
+            from .repair import align_to_source
+
+            result, aligned = align_to_source(result, self.spec.schema, document.text)
         data = result.model_dump(mode="json")
         path = self.spec.schema.traits.language
         model_value = data.get(path) if path and "." not in path else None
@@ -266,6 +273,8 @@ class DocumentProcessor:
             "language": {"detected": language[0], "confidence": round(language[1], 3), "model": model_value,
                          "used": data.get(path) if path and "." not in path else None},
         }
+        if aligned:
+            entry["aligned"] = aligned
         return entry, extraction.usage, result
 
     def _check(self, entry: dict[str, Any], document: Document, result: BaseModel | None = None) -> dict[str, Any]:
@@ -300,6 +309,7 @@ class DocumentProcessor:
                       "backend": spec.backend_name, "mode": entry.get("mode")},
             "usage": entry["usage"] if not cached else {**entry["usage"], "this_run": usage.as_dict()},
             "attempts": entry["attempts"],
+            "aligned": entry.get("aligned", []),
             "cached": cached,
             "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "checks": checks,
