@@ -1,0 +1,71 @@
+"""Text layer of a PDF, through PDFium (pypdfium2).
+
+Chosen over pypdf and pdfminer.six: one binary wheel (~9 MB, no dependencies) that reads
+RC4- and AES-encrypted files itself (pypdf needs `cryptography`, 16 MB more, for AES; so does
+pdfminer.six, always), about 6x faster than pypdf and 10x faster than pdfminer.six on the test
+fixtures, with Chrome's fuzzed parser behind it.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..errors import ConverterMissing, CorruptDocument, EmptyDocument, EncryptedDocument, NoTextLayer
+from .limits import check_chars, check_pages
+
+_LOCK = threading.Lock()  # PDFium is not thread-safe
+_LETTERS = 10  # fewer letters than this per page (on 2+ pages): page numbers at best, a scan
+
+
+def pdf_to_text(path: str, data: bytes) -> tuple[str, int]:
+    """(text with pages separated by blank lines, page count); raises for scans, passwords, damage."""
+    try:
+        import pypdfium2 as pdfium
+        import pypdfium2.raw as raw
+    except ImportError as exc:
+        raise ConverterMissing(f"{path}: reading PDF files needs pypdfium2, which is not installed "
+                               f"({exc}); install it: pip install pypdfium2") from None
+    with _LOCK:
+        try:
+            pdf = pdfium.PdfDocument(data)
+        except pdfium.PdfiumError as exc:
+            if exc.err_code == raw.FPDF_ERR_PASSWORD:
+                raise EncryptedDocument(f"{path}: encrypted (password-protected PDF); remove the password "
+                                        "first, e.g. qpdf --decrypt --password=PASSWORD in.pdf out.pdf") from None
+            if exc.err_code == raw.FPDF_ERR_SECURITY:
+                raise EncryptedDocument(f"{path}: encrypted (PDF with an unsupported security handler); "
+                                        "decrypt it with the tool that made it") from None
+            raise CorruptDocument(f"{path}: not a text document (PDF file that cannot be read: damaged "
+                                  f"or truncated: {exc}); repair it, e.g. qpdf in.pdf out.pdf") from None
+        try:
+            pages = len(pdf)
+            check_pages(path, pages)
+            if pages == 0:
+                raise EmptyDocument(f"{path}: empty document (a PDF without pages); nothing to summarize")
+            texts: list[str] = []
+            total = 0
+            for index in range(pages):
+                page = pdf[index]
+                textpage = page.get_textpage()
+                try:
+                    total += textpage.count_chars()
+                    check_chars(path, total)  # before the text is copied out
+                    texts.append(textpage.get_text_range())
+                finally:
+                    textpage.close()
+                    page.close()
+        except pdfium.PdfiumError as exc:
+            raise CorruptDocument(f"{path}: not a text document (PDF file with a damaged page: {exc}); "
+                                  "repair it, e.g. qpdf in.pdf out.pdf") from None
+        finally:
+            pdf.close()
+    needed = _LETTERS * pages if pages > 1 else 1
+    letters = 0
+    for text in texts:  # stops as soon as there is enough: usually on the first page
+        letters += sum(map(str.isalpha, text))
+        if letters >= needed:
+            break
+    else:
+        raise NoTextLayer(f"{path}: no text layer (a scanned PDF: {pages} page(s) of pictures, "
+                          f"{letters} letters of text); run OCR first, e.g. ocrmypdf in.pdf out.pdf")
+    return "\n\n".join(texts), pages
