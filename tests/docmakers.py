@@ -137,7 +137,8 @@ def make_pptx(slides: list[list[str]], order: list[int] | None = None) -> bytes:
     """A minimal PPTX: slide i holds one paragraph per string; `order` lists slide files in show order."""
     order = order or list(range(len(slides)))
     ids = "".join(f'<p:sldId id="{256 + n}" r:id="rId{i + 10}"/>' for n, i in enumerate(order))
-    presentation = f'<?xml version="1.0" encoding="UTF-8"?><p:presentation {_P} {_R}><p:sldIdLst>{ids}</p:sldIdLst></p:presentation>'
+    presentation = (f'<?xml version="1.0" encoding="UTF-8"?><p:presentation {_P} {_R}>'
+                    f"<p:sldIdLst>{ids}</p:sldIdLst></p:presentation>")
     rels = "".join(f'<Relationship Id="rId{i + 10}" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
                    f'relationships/slide" Target="slides/slide{i + 1}.xml"/>' for i in range(len(slides)))
     parts = {"ppt/_rels/presentation.xml.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships '

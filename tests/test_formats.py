@@ -3,6 +3,7 @@ scans, passwords, damage and size (fixtures are made in memory by tests/docmaker
 
 from __future__ import annotations
 
+import base64
 import io
 import json
 import re
@@ -206,8 +207,10 @@ def test_eml_html_only_body_goes_through_the_html_extractor() -> None:
 
 
 def test_eml_in_a_legacy_charset_is_decoded_by_its_declared_charset() -> None:
-    """A KOI8-R message (8bit, as old mail clients send it) decodes to the right Cyrillic; found by headers, not name."""
-    data = (b"From: ivan@example.ru\r\nSubject: =?koi8-r?b?" + __import__("base64").b64encode("Отчёт".encode("koi8-r"))
+    """A KOI8-R message (8bit, as old mail clients send it) decodes to the right Cyrillic.
+
+    It is named .txt: its header lines, not its name, make it an e-mail."""
+    data = (b"From: ivan@example.ru\r\nSubject: =?koi8-r?b?" + base64.b64encode("Отчёт".encode("koi8-r"))
             + b"?=\r\nDate: Tue, 04 Mar 2025 10:00:00 +0300\r\nMIME-Version: 1.0\r\n"
             b"Content-Type: text/plain; charset=koi8-r\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
             + RU.encode("koi8-r") + b"\r\n")
@@ -216,11 +219,23 @@ def test_eml_in_a_legacy_charset_is_decoded_by_its_declared_charset() -> None:
     assert document.text == f"Subject: Отчёт\nFrom: ivan@example.ru\nDate: Tue, 04 Mar 2025 10:00:00 +0300\n\n{RU}"
 
 
+def test_eml_raw_8bit_headers_and_forwarded_messages() -> None:
+    """Unencoded cp1251 header bytes are detected like text; a forwarded message is listed by its subject."""
+    data = ("From: Иван <ivan@example.ru>\nSubject: Отчёт о сотрудничестве\nMIME-Version: 1.0\n"
+            "Content-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain; charset=windows-1251\n\n"
+            f"{RU}\n--b\nContent-Type: message/rfc822\n\nFrom: x@example.org\nSubject: Inner\n\nInner body.\n--b--\n"
+            ).encode("cp1251")
+    assert load_document("fw.eml", data).text == (
+        "Subject: Отчёт о сотрудничестве\nFrom: Иван <ivan@example.ru>\n"
+        f'Attachments: forwarded message "Inner" (message/rfc822)\n\n{RU}')
+
+
 def test_mbox_gives_every_message_in_order() -> None:
     """A mailbox: each message with its headers, separated, the mboxrd '>From ' quoting undone."""
     first = make_eml("First", "a@example.org", f"{EN}\n>From the archive.\n")
     second = make_eml("Second", "b@example.org", RU)
-    data = b"From a@example.org Mon Mar  3 09:30:00 2025\n" + first + b"\nFrom b@example.org Tue Mar  4 10:00:00 2025\n" + second
+    data = (b"From a@example.org Mon Mar  3 09:30:00 2025\n" + first
+            + b"\nFrom b@example.org Tue Mar  4 10:00:00 2025\n" + second)
     document = load_document("inbox.mbox", data)
     assert document.format == "mbox"
     subjects = re.findall(r"^Subject: (.*)$", document.text, re.M)

@@ -6,7 +6,8 @@ from __future__ import annotations
 from .ooxml import MC_FALLBACK, Package, TextSink
 
 # Transitional (what Word writes) and Strict OOXML name the same elements differently.
-_W = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main", "http://purl.oclc.org/ooxml/wordprocessingml/main")
+_W = ("http://schemas.openxmlformats.org/wordprocessingml/2006/main",
+      "http://purl.oclc.org/ooxml/wordprocessingml/main")
 _NOTES = ("word/footnotes.xml", "word/endnotes.xml")
 
 

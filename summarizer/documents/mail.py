@@ -16,6 +16,7 @@ from .html import html_to_text
 from .limits import check_chars
 
 _HEADERS = ("Subject", "From", "To", "Cc", "Date")
+_NAMES = {name.lower() for name in _HEADERS}
 _MBOX_SPLIT = re.compile(rb"(?:\A|\r?\n)From [^\r\n]*\r?\n")
 _MBOX_QUOTED = re.compile(rb"^>(>*From )", re.M)  # mboxrd quoting of body lines starting with "From "
 
@@ -46,7 +47,8 @@ def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
 
 
 def _message_text(message: EmailMessage) -> tuple[str, str]:
-    lines = [f"{name}: {_header(message, name)}" for name in _HEADERS if message.get(name)]
+    raw8bit = _raw_8bit_headers(message)
+    lines = [f"{name}: {_header(message, name, raw8bit)}" for name in _HEADERS if message.get(name)]
     attachments = [_describe(part) for part in message.iter_attachments()]
     if attachments:
         lines.append("Attachments: " + "; ".join(attachments))
@@ -56,14 +58,31 @@ def _message_text(message: EmailMessage) -> tuple[str, str]:
         body, encoding = _part_text(part)
         if part.get_content_subtype() == "html":
             body = html_to_text(body)
+    elif message.get_content_maintype() == "multipart" and not message.is_multipart():
+        body, encoding = _part_text(message)  # a broken multipart (no boundary, no parts): its raw text
     return "\n".join(lines) + "\n\n" + body, encoding
 
 
-def _header(message: EmailMessage, name: str) -> str:
+def _raw_8bit_headers(message: EmailMessage) -> dict[str, str]:
+    # Raw 8-bit bytes in headers (no RFC 2047 encoding, as some clients send) are lost by the
+    # parser: decode them all at once, like a text file, as one short header alone is too little
+    # to tell its encoding.
+    raw = {key.lower(): str(value) for key, value in message.raw_items()
+           if key.lower() in _NAMES and any("\udc80" <= ch <= "\udcff" for ch in str(value))}
+    if not raw:
+        return {}
+    joined = "\n".join(" ".join(value.split()) for value in raw.values()).encode("ascii", "surrogateescape")
+    return dict(zip(raw, decode(joined)[0].split("\n")))
+
+
+def _header(message: EmailMessage, name: str, raw8bit: dict[str, str]) -> str:
+    if name.lower() in raw8bit:
+        return raw8bit[name.lower()]
     try:
-        return " ".join(str(message[name]).split())
+        value = str(message[name])
     except (ValueError, TypeError, IndexError):  # a malformed header: its raw form is still informative
-        return " ".join(str(message.get_all(name, [""])[0]).split())
+        value = str(message.get_all(name, [""])[0])
+    return " ".join(value.split())
 
 
 def _part_text(part: EmailMessage) -> tuple[str, str]:
@@ -84,6 +103,10 @@ def _part_text(part: EmailMessage) -> tuple[str, str]:
 
 def _describe(part: EmailMessage) -> str:
     name = part.get_filename() or "(no name)"
+    if part.get_content_type() == "message/rfc822":  # a forwarded message: named by its subject
+        inner = part.get_payload()
+        subject = inner[0].get("Subject") if isinstance(inner, list) and inner else None
+        return f"forwarded message \"{' '.join(str(subject or '').split())}\" (message/rfc822)"
     payload = part.get_payload(decode=True)
     size = f", {_size(len(payload))}" if isinstance(payload, bytes) else ""
     return f"{' '.join(name.split())} ({part.get_content_type()}{size})"

@@ -58,7 +58,8 @@ class Package:
         def start(name: str, attrs: dict[str, str]) -> None:
             if name == f"{_RELS} Relationship" and attrs.get("TargetMode") != "External":
                 target = attrs.get("Target", "")
-                part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join(base, target))
+                absolute = target.startswith("/")
+                part = target.lstrip("/") if absolute else posixpath.normpath(posixpath.join(base, target))
                 found[attrs.get("Id", "")] = (attrs.get("Type", ""), part)
 
         self.parse(rels_part, start, lambda name: None, lambda text: None)
