@@ -7,15 +7,15 @@ import base64
 import io
 import json
 import re
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from summarizer.documents import limits, load_document
-from summarizer.documents.docx import docx_to_text
-from summarizer.errors import (CorruptDocument, EmptyDocument, EncryptedDocument, InputError, NoTextLayer,
-                               NotTextDocument, TooLarge)
+from summarizer.errors import (ConverterMissing, CorruptDocument, EmptyDocument, EncryptedDocument, InputError,
+                               NoTextLayer, NotTextDocument, TooLarge)
 from summarizer.loopback import LoopbackServer
 from summarizer.store import latest_manifest, read_manifest
 
@@ -38,6 +38,12 @@ def test_pdf_text_layer_is_read_with_cyrillic_and_pages_apart() -> None:
     assert document.format == "pdf"
     assert document.encoding == "pdf"
     assert document.text == f"{RU}\n{EN}\n\n{RU_2}"
+
+
+def test_pdf_word_hyphenated_across_lines_is_joined() -> None:
+    """A word split by a hyphen at a line's end comes back whole (PDFium marks the split)."""
+    text = load_document("h.pdf", make_pdf(["The strategic coopera-\ntion agreement was signed."])).text
+    assert text == "The strategic cooperation agreement was signed."
 
 
 def test_pdf_found_by_magic_bytes_whatever_its_name() -> None:
@@ -98,6 +104,14 @@ def test_pdf_over_the_character_limit_is_too_large(monkeypatch: pytest.MonkeyPat
     monkeypatch.setattr(limits, "MAX_CHARS", 200)
     with pytest.raises(TooLarge, match="200 characters"):
         load_document("long.pdf", make_pdf([EN] * 5))
+
+
+def test_pdf_without_its_reader_installed_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A broken install (pypdfium2 missing): status converter_missing with the pip command, not a traceback."""
+    monkeypatch.setitem(sys.modules, "pypdfium2", None)  # makes `import pypdfium2` raise ImportError
+    with pytest.raises(ConverterMissing, match="pip install pypdfium2") as exc:
+        load_document("report.pdf", make_pdf([EN]))
+    assert _status(exc) == "converter_missing"
 
 
 # --- DOCX and PPTX -----------------------------------------------------------------------------
@@ -277,14 +291,6 @@ def test_png_stays_not_text_and_empty_docx_is_empty() -> None:
         load_document("x.png", b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(EmptyDocument):
         load_document("blank.docx", make_raw_docx("<w:p/>"))
-
-
-def test_docx_reader_is_usable_on_its_own() -> None:
-    """The DOCX reader works from a package and its main part (what load_document wires up)."""
-    from summarizer.documents.ooxml import Package
-
-    package = Package("x.docx", make_raw_docx(w_paragraph(RU)))
-    assert docx_to_text(package, package.main_part() or "").strip() == RU
 
 
 def _replace_part(data: bytes, name: str, content: str) -> bytes:

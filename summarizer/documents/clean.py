@@ -15,10 +15,11 @@ ANSI = re.compile(
 )
 _LINE_BREAKS = re.compile(r"[\x0b\x0c\x85\u2028]")
 # Invisible or direction-changing characters: C0/C1 controls, zero-width and bidi controls, soft
-# hyphens, the replacement character, and Unicode "tag" characters (used to smuggle hidden text).
+# hyphens, the replacement character, the noncharacters U+FFFE/U+FFFF, and Unicode "tag"
+# characters (used to smuggle hidden text).
 _CONTROL = re.compile(
     "[\x00-\x08\x0e-\x1f\x7f-\x9f\u00ad\u180e\u200b\u200e\u200f\u202a-\u202e\u2060-\u206f"
-    "\ufeff\ufff9-\ufffb\ufffd\U000e0000-\U000e007f]"
+    "\ufeff\ufff9-\ufffb\ufffd-\uffff\U000e0000-\U000e007f]"
 )
 # ZWNJ and ZWJ spell words in Persian and Indic scripts and join emoji: kept between non-ASCII.
 _JOINERS = re.compile(r"[\u200c\u200d]+")

@@ -50,7 +50,9 @@ def pdf_to_text(path: str, data: bytes) -> tuple[str, int]:
                 try:
                     total += textpage.count_chars()
                     check_chars(path, total)  # before the text is copied out
-                    texts.append(textpage.get_text_range())
+                    # PDFium marks a word hyphenated across lines with U+FFFE in place of hyphen and
+                    # line break: joining the halves gives the word back.
+                    texts.append(textpage.get_text_range().replace("\ufffe", ""))
                 finally:
                     textpage.close()
                     page.close()
