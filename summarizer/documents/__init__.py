@@ -110,6 +110,10 @@ def _office(path: str, data: bytes) -> tuple[str, str, str]:
     if "word/document.xml" in package.names or "ppt/presentation.xml" in package.names:
         raise CorruptDocument(f"{path}: not a text document (an Office file without its part list, "
                               "_rels/.rels: damaged); open and re-save it")
-    kind = "XLSX spreadsheet" if "xl/workbook.xml" in package.names else "ZIP archive"
-    raise NotTextDocument(f"{path}: not a text document ({kind}); convert it to text first, or unpack it "
-                          "and summarize the files inside")
+    if "xl/workbook.xml" in package.names:
+        kind, advice = "XLSX spreadsheet", "save it as CSV, which is read as text"
+    elif "content.xml" in package.names and "mimetype" in package.names:
+        kind, advice = "OpenDocument file", "save it as DOCX or PDF"
+    else:
+        kind, advice = "ZIP archive", "unpack it and summarize the files inside"
+    raise NotTextDocument(f"{path}: not a text document ({kind}); {advice}")

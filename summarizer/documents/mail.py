@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import codecs
 import re
+from typing import cast
 from email import message_from_bytes, policy
+from email.errors import MessageError
+from email.header import decode_header, make_header
 from email.message import EmailMessage
 
 from .decode import decode
@@ -23,9 +26,7 @@ _MBOX_QUOTED = re.compile(rb"^>(>*From )", re.M)  # mboxrd quoting of body lines
 
 def eml_to_text(path: str, data: bytes) -> tuple[str, str]:
     """(header lines, attachment list and body; the body's encoding)."""
-    message = message_from_bytes(data, policy=policy.default)
-    assert isinstance(message, EmailMessage)  # policy.default builds EmailMessage objects
-    return _message_text(message)
+    return _message_text(_parse(data))
 
 
 def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
@@ -36,9 +37,7 @@ def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
     for raw in _MBOX_SPLIT.split(data):
         if not raw.strip():
             continue
-        message = message_from_bytes(_MBOX_QUOTED.sub(rb"\1", raw), policy=policy.default)
-        assert isinstance(message, EmailMessage)
-        text, encoding = _message_text(message)
+        text, encoding = _message_text(_parse(_MBOX_QUOTED.sub(rb"\1", raw)))
         texts.append(text)
         encodings.append(encoding)
         chars += len(text)
@@ -46,9 +45,15 @@ def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
     return "\n\n----------\n\n".join(texts), (encodings[0] if encodings else "utf-8")
 
 
+def _parse(data: bytes) -> EmailMessage:
+    return cast(EmailMessage, message_from_bytes(data, policy=policy.default))  # what policy.default builds
+
+
 def _message_text(message: EmailMessage) -> tuple[str, str]:
-    raw8bit = _raw_8bit_headers(message)
-    lines = [f"{name}: {_header(message, name, raw8bit)}" for name in _HEADERS if message.get(name)]
+    raw = {key.lower(): str(value) for key, value in reversed(list(message.raw_items()))}  # the first of each
+    raw8bit = _raw_8bit_headers(raw)
+    lines = [f"{name}: {_header(message, name, raw, raw8bit)}"
+             for name in _HEADERS if raw.get(name.lower(), "").strip()]
     attachments = [_describe(part) for part in message.iter_attachments()]
     if attachments:
         lines.append("Attachments: " + "; ".join(attachments))
@@ -63,25 +68,30 @@ def _message_text(message: EmailMessage) -> tuple[str, str]:
     return "\n".join(lines) + "\n\n" + body, encoding
 
 
-def _raw_8bit_headers(message: EmailMessage) -> dict[str, str]:
+def _raw_8bit_headers(raw: dict[str, str]) -> dict[str, str]:
     # Raw 8-bit bytes in headers (no RFC 2047 encoding, as some clients send) are lost by the
     # parser: decode them all at once, like a text file, as one short header alone is too little
     # to tell its encoding.
-    raw = {key.lower(): str(value) for key, value in message.raw_items()
-           if key.lower() in _NAMES and any("\udc80" <= ch <= "\udcff" for ch in str(value))}
-    if not raw:
+    found = {key: value for key, value in raw.items()
+             if key in _NAMES and any("\udc80" <= ch <= "\udcff" for ch in value)}
+    if not found:
         return {}
-    joined = "\n".join(" ".join(value.split()) for value in raw.values()).encode("ascii", "surrogateescape")
-    return dict(zip(raw, decode(joined)[0].split("\n")))
+    joined = "\n".join(" ".join(value.split()) for value in found.values()).encode("utf-8", "surrogateescape")
+    return dict(zip(found, decode(joined)[0].split("\n")))
 
 
-def _header(message: EmailMessage, name: str, raw8bit: dict[str, str]) -> str:
-    if name.lower() in raw8bit:
-        return raw8bit[name.lower()]
+def _header(message: EmailMessage, name: str, raw: dict[str, str], raw8bit: dict[str, str]) -> str:
+    key = name.lower()
+    if key in raw8bit:
+        return raw8bit[key]
     try:
         value = str(message[name])
-    except (ValueError, TypeError, IndexError):  # a malformed header: its raw form is still informative
-        value = str(message.get_all(name, [""])[0])
+    except (ValueError, TypeError, IndexError, AttributeError, MessageError):
+        # The stdlib's address parser fails on some malformed headers: decode the words alone.
+        try:
+            value = str(make_header(decode_header(raw[key])))
+        except (ValueError, TypeError, IndexError, LookupError, MessageError):
+            value = raw[key]
     return " ".join(value.split())
 
 
