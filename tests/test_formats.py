@@ -40,6 +40,16 @@ def test_pdf_text_layer_is_read_with_cyrillic_and_pages_apart() -> None:
     assert document.text == f"{RU}\n{EN}\n\n{RU_2}"
 
 
+def test_pdf_running_headers_and_footers_are_dropped() -> None:
+    """A header and a page-numbered footer repeated on every page go; body lines that merely
+    repeat elsewhere, and the first page's own lines, stay."""
+    pages = [f"ACME Corp - Confidential\n{text}\nPage {n} of 4" for n, text in enumerate([RU, RU_2, EN, RU], 1)]
+    text = load_document("r.pdf", make_pdf(pages)).text
+    assert text == f"{RU}\n\n{RU_2}\n\n{EN}\n\n{RU}"
+    two = load_document("two.pdf", make_pdf([f"ACME\n{RU}", f"ACME\n{EN}"])).text
+    assert two == f"ACME\n{RU}\n\nACME\n{EN}"  # too few pages to tell a running header from content
+
+
 def test_pdf_word_hyphenated_across_lines_is_joined() -> None:
     """A word split by a hyphen at a line's end comes back whole (PDFium marks the split)."""
     text = load_document("h.pdf", make_pdf(["The strategic coopera-\ntion agreement was signed."])).text
