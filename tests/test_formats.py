@@ -185,6 +185,17 @@ def test_truncated_docx_and_plain_zip_are_not_text() -> None:
         load_document("bundle.zip", archive.getvalue())
 
 
+def test_password_protected_zip_entries_are_encrypted() -> None:
+    """A DOCX whose ZIP entries carry the encryption flag: status encrypted, not a crash."""
+    data = bytearray(make_docx(["Title", RU]))
+    position = data.find(b"PK\x01\x02")
+    while position != -1:  # set "encrypted" in each central directory entry's flags
+        data[position + 8] |= 0x01
+        position = data.find(b"PK\x01\x02", position + 4)
+    with pytest.raises(EncryptedDocument, match="password-protected ZIP"):
+        load_document("locked.docx", bytes(data))
+
+
 def test_encrypted_and_old_office_files() -> None:
     """A password-protected Office file (an OLE container with EncryptedPackage) is encrypted; an
     old binary .doc is not_text with how to convert it."""

@@ -54,7 +54,7 @@ def container(path: str, data: bytes) -> str | None:
 def mail_format(path: str, data: bytes) -> str | None:
     """"mbox" or "eml" when the bytes start like a mailbox or a message (or the name says so)."""
     match = _MBOX_FROM.match(data)
-    if match and _is_header_block(data[match.end():]):
+    if match and _is_header_block(data[match.end():match.end() + 65536]):
         return "mbox"
     if _suffix(path) == ".mbox":
         return "mbox"
