@@ -109,11 +109,11 @@ def test_pdf_over_the_page_limit_is_too_large(monkeypatch: pytest.MonkeyPatch) -
     assert load_document("ok.pdf", make_pdf([EN] * 3)).text.count(EN) == 3
 
 
-def test_pdf_over_the_character_limit_is_too_large(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pdf_over_the_character_limit_is_too_large() -> None:
     """Text past the character limit stops extraction with too_large."""
-    monkeypatch.setattr(limits, "MAX_CHARS", 200)
     with pytest.raises(TooLarge, match="200 characters"):
-        load_document("long.pdf", make_pdf([EN] * 5))
+        load_document("long.pdf", make_pdf([EN] * 5), max_chars=200)
+    assert load_document("long.pdf", make_pdf([EN] * 5), max_chars=500).text.count(EN) == 5
 
 
 def test_pdf_without_its_reader_installed_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -297,13 +297,22 @@ def test_markdown_starting_with_a_rule_is_not_front_matter() -> None:
     assert load_document("n.md", page.encode()).text == "---\nImportant paragraph.\n---\nMore."
 
 
-def test_plain_text_too_large_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A text file past the character limit: too_large, whatever it is."""
-    monkeypatch.setattr(limits, "MAX_CHARS", 1000)
-    with pytest.raises(TooLarge):
-        load_document("huge.txt", (EN + "\n").encode() * 20)
-    with pytest.raises(TooLarge):  # caught from the byte count alone, before decoding
-        load_document("huge.txt", b"x" * 5000)
+def test_every_format_stops_at_the_character_limit() -> None:
+    """Text, DOCX, PPTX and mailboxes past max_chars: too_large, naming --max-doc-chars."""
+    long_text = (EN + "\n") * 20
+    samples = {
+        "huge.txt": long_text.encode(),
+        "huge-bytes.txt": b"x" * 5000,  # caught from the byte count alone, before decoding
+        "huge.docx": make_raw_docx(w_paragraph(long_text)),
+        "huge.pptx": make_pptx([[EN] * 20]),
+        "huge.mbox": b"".join(b"From a@example.org Mon Mar  3 09:30:00 2025\n" + make_eml("S", "a@example.org", EN)
+                              for _ in range(20)),
+    }
+    for name, data in samples.items():
+        with pytest.raises(TooLarge, match="--max-doc-chars"):
+            load_document(name, data, max_chars=1000)
+        if name != "huge-bytes.txt":
+            assert EN in load_document(name, data, max_chars=100_000).text
 
 
 def test_png_stays_not_text_and_empty_docx_is_empty() -> None:

@@ -17,7 +17,7 @@ from . import sniff
 from .clean import clean_text
 from .decode import decode, decode_scored, junk_share, suspicion
 from .html import html_to_text, looks_like_html
-from .limits import check_chars
+from .limits import MAX_CHARS, check_chars
 
 __all__ = ["Document", "clean_text", "decode", "html_to_text", "load_document", "suspicion"]
 
@@ -44,26 +44,30 @@ class Document:
         return hashlib.sha256(self.text.encode("utf-8")).hexdigest()
 
 
-def load_document(path: str, data: bytes) -> Document:
-    """Extract, decode and clean one document, or raise an InputError saying why it cannot be read."""
-    text, encoding, fmt = _extract(path, data)
+def load_document(path: str, data: bytes, *, max_chars: int = MAX_CHARS) -> Document:
+    """Extract, decode and clean one document, or raise an InputError saying why it cannot be read.
+
+    Extraction stops with TooLarge as soon as the text passes max_chars: a small compressed file
+    (PDF, DOCX) cannot grow into gigabytes of text in memory.
+    """
+    text, encoding, fmt = _extract(path, data, max_chars)
     text = clean_text(text)
-    check_chars(path, len(text))
+    check_chars(path, len(text), max_chars)
     if not text.strip():
         raise EmptyDocument(f"{path}: empty document (no text after decoding); nothing to summarize")
     return Document(path=path, text=text, sha256=hashlib.sha256(data).hexdigest(), encoding=encoding, format=fmt)
 
 
-def _extract(path: str, data: bytes) -> tuple[str, str, str]:
+def _extract(path: str, data: bytes, max_chars: int) -> tuple[str, str, str]:
     """(raw text, encoding, format) of any supported file."""
     container = sniff.container(path, data)
     if container == sniff.PDF:
         from .pdf import pdf_to_text
 
-        text, _pages = pdf_to_text(path, data)
+        text, _pages = pdf_to_text(path, data, max_chars)
         return text, "pdf", "pdf"
     if container == sniff.ZIP:
-        return _office(path, data)
+        return _office(path, data, max_chars)
     if container == sniff.OLE:
         if _ENCRYPTED_PACKAGE in data:
             raise EncryptedDocument(f"{path}: encrypted (password-protected Office file); open it in Office, "
@@ -73,12 +77,12 @@ def _extract(path: str, data: bytes) -> tuple[str, str, str]:
     kind = sniff.binary_kind(data)
     if kind:
         raise NotTextDocument(f"{path}: not a text document ({kind}); convert it to text first")
-    check_chars(path, len(data) // 4)  # even UTF-32 holds a character in 4 bytes: no need to decode
+    check_chars(path, len(data) // 4, max_chars)  # even UTF-32 holds a character in 4 bytes: no need to decode
     mail = sniff.mail_format(path, data)
     if mail:
         from .mail import eml_to_text, mbox_to_text
 
-        text, encoding = (mbox_to_text if mail == "mbox" else eml_to_text)(path, data)
+        text, encoding = (mbox_to_text if mail == "mbox" else eml_to_text)(path, data, max_chars)
         return text, encoding, mail
     text, encoding, suspicious = decode_scored(data)
     if suspicious > 0.25 or junk_share(text) > 0.1:
@@ -94,10 +98,10 @@ def _extract(path: str, data: bytes) -> tuple[str, str, str]:
     return text, encoding, "text"
 
 
-def _office(path: str, data: bytes) -> tuple[str, str, str]:
+def _office(path: str, data: bytes, max_chars: int) -> tuple[str, str, str]:
     from .ooxml import Package
 
-    package = Package(path, data)
+    package = Package(path, data, max_chars)
     main = package.main_part()
     if main is not None and main.startswith("word/") and main in package.names:
         from .docx import docx_to_text

@@ -13,7 +13,7 @@ _NOTES = ("word/footnotes.xml", "word/endnotes.xml")
 
 def docx_to_text(package: Package, main: str) -> str:
     """All the text a reader of the document sees, paragraphs on their own lines."""
-    sink = TextSink(package.path)
+    sink = TextSink(package)
     for part in (main, *(n for n in _NOTES if n in package.names)):
         _read_part(package, part, sink)
         sink.add("\n\n")

@@ -24,12 +24,12 @@ _MBOX_SPLIT = re.compile(rb"(?:\A|\r?\n)From [^\r\n]*\r?\n")
 _MBOX_QUOTED = re.compile(rb"^>(>*From )", re.M)  # mboxrd quoting of body lines starting with "From "
 
 
-def eml_to_text(path: str, data: bytes) -> tuple[str, str]:
+def eml_to_text(path: str, data: bytes, max_chars: int) -> tuple[str, str]:
     """(header lines, attachment list and body; the body's encoding)."""
     return _message_text(_parse(data))
 
 
-def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
+def mbox_to_text(path: str, data: bytes, max_chars: int) -> tuple[str, str]:
     """Every message of a mailbox, in order, separated by a line of dashes; encoding of the first body."""
     texts: list[str] = []
     encodings: list[str] = []
@@ -41,7 +41,7 @@ def mbox_to_text(path: str, data: bytes) -> tuple[str, str]:
         texts.append(text)
         encodings.append(encoding)
         chars += len(text)
-        check_chars(path, chars)
+        check_chars(path, chars, max_chars)
     return "\n\n----------\n\n".join(texts), (encodings[0] if encodings else "utf-8")
 
 

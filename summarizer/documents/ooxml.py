@@ -31,8 +31,9 @@ _DAMAGED = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, Valu
 class Package:
     """An opened OOXML package: its part names and a guarded way to read or stream a part."""
 
-    def __init__(self, path: str, data: bytes) -> None:
+    def __init__(self, path: str, data: bytes, max_chars: int) -> None:
         self.path = path
+        self.max_chars = max_chars
         try:
             self.zip = zipfile.ZipFile(io.BytesIO(data))
             self.names = set(self.zip.namelist())
@@ -101,8 +102,9 @@ class Package:
 class TextSink:
     """Collects extracted text and enforces the character limit as it grows."""
 
-    def __init__(self, path: str) -> None:
-        self.path = path
+    def __init__(self, package: Package) -> None:
+        self.path = package.path
+        self.max_chars = package.max_chars
         self.parts: list[str] = []
         self.chars = 0
 
@@ -110,7 +112,7 @@ class TextSink:
         """Append text; raise TooLarge once the whole passes the limit."""
         self.parts.append(text)
         self.chars += len(text)
-        check_chars(self.path, self.chars)
+        check_chars(self.path, self.chars, self.max_chars)
 
     def text(self) -> str:
         """Everything collected, in order."""

@@ -21,14 +21,14 @@ _EDGE = 2  # lines at the top and at the bottom of a page where running headers 
 _DIGITS = re.compile(r"\d+")
 
 
-def pdf_to_text(path: str, data: bytes) -> tuple[str, int]:
+def pdf_to_text(path: str, data: bytes, max_chars: int) -> tuple[str, int]:
     """(text with pages separated by blank lines, page count); raises for scans, passwords, damage."""
-    texts = _page_texts(path, data)
+    texts = _page_texts(path, data, max_chars)
     _require_text_layer(path, texts)
     return "\n\n".join(_drop_running_lines(texts)), len(texts)
 
 
-def _page_texts(path: str, data: bytes) -> list[str]:
+def _page_texts(path: str, data: bytes, max_chars: int) -> list[str]:
     try:
         import pypdfium2 as pdfium
         import pypdfium2.raw as raw
@@ -59,7 +59,7 @@ def _page_texts(path: str, data: bytes) -> list[str]:
                 textpage = page.get_textpage()
                 try:
                     total += textpage.count_chars()
-                    check_chars(path, total)  # before the text is copied out
+                    check_chars(path, total, max_chars)  # before the text is copied out
                     # PDFium marks a word hyphenated across lines with U+FFFE in place of hyphen and
                     # line break: joining the halves gives the word back.
                     texts.append(textpage.get_text_range().replace("\ufffe", ""))

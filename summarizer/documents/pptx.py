@@ -17,7 +17,7 @@ def pptx_to_text(package: Package, main: str) -> str:
     """Every slide's text, slides separated by blank lines."""
     slides = _slide_order(package, main)
     check_pages(package.path, len(slides), "slides")
-    sink = TextSink(package.path)
+    sink = TextSink(package)
     for slide in slides:
         _read_slide(package, slide, sink)
         sink.add("\n\n")
