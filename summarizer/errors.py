@@ -3,9 +3,13 @@
 SummarizerError
 ├── ConfigError            bad flags, environment or config file        -> exit 2
 ├── InputError             a document cannot be read as text            -> per-document status
-│   ├── EmptyDocument
-│   ├── NotTextDocument
-│   └── TooLarge           longer than --max-doc-chars
+│   ├── EmptyDocument      nothing left after decoding and cleaning
+│   ├── NotTextDocument    binary data (image, archive, NUL bytes...)
+│   │   └── CorruptDocument  a PDF/DOCX/PPTX that is damaged or not what it claims (status not_text)
+│   ├── NoTextLayer        a scanned PDF: pages are pictures, run OCR first
+│   ├── EncryptedDocument  password-protected PDF or Office file
+│   ├── TooLarge           longer than --max-doc-chars, or over the page limit
+│   └── ConverterMissing   the package that reads this format is not installed
 ├── RunStopper             nothing else in the run can succeed: it stops, finished work kept -> exit 2
 │   ├── AuthError          401/403 (also a BackendError)
 │   ├── QuotaExhausted     429 whose body says the quota is used up (also a BackendError)
@@ -52,15 +56,37 @@ class EmptyDocument(InputError):
 
 
 class NotTextDocument(InputError):
-    """The document is binary (image, PDF, NUL bytes...)."""
+    """The document is binary (image, archive, NUL bytes...) or cannot be parsed."""
 
     status = "not_text"
 
 
+class CorruptDocument(NotTextDocument):
+    """A PDF, DOCX or PPTX that cannot be parsed: truncated, damaged or misnamed."""
+
+
+class NoTextLayer(InputError):
+    """A PDF whose pages hold pictures but no text (a scan): it needs OCR first."""
+
+    status = "no_text_layer"
+
+
+class EncryptedDocument(InputError):
+    """A password-protected PDF or Office file."""
+
+    status = "encrypted"
+
+
 class TooLarge(InputError):
-    """The document is longer than --max-doc-chars."""
+    """The document is longer than --max-doc-chars, or has more pages than are read."""
 
     status = "too_large"
+
+
+class ConverterMissing(InputError):
+    """The package that extracts text from this format is not installed."""
+
+    status = "converter_missing"
 
 
 class BackendError(SummarizerError):

@@ -158,7 +158,7 @@ def test_11_empty_and_whitespace_raise_empty_document() -> None:
 
 
 def test_12_binary_raises_not_text() -> None:
-    """Images, PDFs, archives, NUL bytes and random bytes are not text documents."""
+    """Images, damaged PDFs, archives, NUL bytes and random bytes are not text documents."""
     samples = {
         "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)),
         "pdf": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n",
