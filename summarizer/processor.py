@@ -42,8 +42,10 @@ from .usage import Usage
 
 # Envelope keys that say when and how this run produced a result, not what the result is.
 RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
-# Bytes read of one file at most per allowed character: UTF-32 takes 4, markup (HTML, PDF) more.
+# Bytes read of one text file at most per allowed character (UTF-32 takes 4, markup more); a
+# container (PDF, DOCX...) may be up to CONTAINER_CAP bytes, since its extraction caps the text.
 BYTES_PER_CHAR = 8
+CONTAINER_CAP = 512 * 1024 * 1024
 # The detector's share of the text in its top language above which the language is a known fact.
 CONFIDENT_LANGUAGE = 0.9
 
@@ -206,15 +208,15 @@ class DocumentProcessor:
         else:
             try:
                 if item.stream:
-                    data = await asyncio.to_thread(read_capped, item.path, limit * BYTES_PER_CHAR, True)
+                    data = await asyncio.to_thread(read_capped, item.path, file_cap(limit), True)
                 else:
-                    data = read_capped(item.path, limit * BYTES_PER_CHAR)
+                    data = read_capped(item.path, file_cap(limit))
             except OSError as exc:
                 raise InputError(f"{display_path(item.path)}: cannot read ({exc.strerror or exc})") from exc
-        if len(data) > limit * BYTES_PER_CHAR:
+        if len(data) > (CONTAINER_CAP if data.startswith(CONTAINER_MAGIC) else file_cap(limit)):
             raise TooLarge(f"{display_path(item.path)}: more than {len(data) - 1:,} bytes, over --max-doc-chars "
                            f"{limit:,}: split it, or raise --max-doc-chars")
-        document = load_document(item.path, data)
+        document = load_document(item.path, data, max_chars=limit)
         if document.chars > limit:
             raise TooLarge(f"{display_path(item.path)}: {document.chars:,} characters, over --max-doc-chars "
                            f"{limit:,}: split it, or raise --max-doc-chars")
@@ -317,6 +319,15 @@ class DocumentProcessor:
         }
 
 
+def file_cap(max_doc_chars: int) -> int:
+    """The most bytes read of a text file for this --max-doc-chars (containers: CONTAINER_CAP)."""
+    return max_doc_chars * BYTES_PER_CHAR
+
+
+# PDF, ZIP (DOCX, PPTX) and OLE files are mostly images and fonts; their extraction caps the text.
+CONTAINER_MAGIC = (b"%PDF-", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
+
+
 def detected_language(text: str) -> tuple[str | None, float]:
     """The source's language by the detector (CLD2), and how sure it is (0..1)."""
     from .checks import detect_language
@@ -370,6 +381,8 @@ def read_capped(path: str, limit: int, stream: bool = False) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
+            if size and chunks[0].startswith(CONTAINER_MAGIC) and limit < CONTAINER_CAP:
+                limit = CONTAINER_CAP
             try:
                 chunk = os.read(fd, min(1 << 20, limit + 1 - size))
             except OSError as exc:

@@ -187,7 +187,7 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
     from .chunking import split_text
     from .documents import load_document
     from .errors import InputError
-    from .processor import BYTES_PER_CHAR, read_capped
+    from .processor import file_cap, read_capped
 
     requests = tokens_in = readable = 0
     overhead = len(prompt.system) + len(prompt.user)
@@ -195,7 +195,8 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
         try:
             if item.problem or item.path == STDIN or item.stream:
                 continue
-            document = load_document(item.path, read_capped(item.path, settings.max_doc_chars * BYTES_PER_CHAR))
+            document = load_document(item.path, read_capped(item.path, file_cap(settings.max_doc_chars)),
+                                     max_chars=settings.max_doc_chars)
         except (InputError, OSError):
             continue
         if document.chars > settings.max_doc_chars:
