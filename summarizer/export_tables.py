@@ -103,7 +103,7 @@ class _Record:
     key: str
     order: tuple[str, str]
     created: str
-    fixed: list[Any]
+    fixed: dict[str, Any]  # documents column -> value, for the columns of DOCUMENT_COLUMNS
     fields: dict[str, Any]  # result path -> scalar
     lists: dict[str, list[dict[str, Any]]]  # list path -> item rows (path in item -> scalar)
     unsupported: list[tuple[Any, Any]]
@@ -116,29 +116,32 @@ def _record(output: Output) -> _Record:
     result = envelope["result"]
     document, schema = _dict(envelope.get("document")), _dict(envelope.get("schema"))
     prompt, model, checks = _dict(envelope.get("prompt")), _dict(envelope.get("model")), _dict(envelope.get("checks"))
-    passed = checks.get("passed")
+    passed = checks.get("passed") if isinstance(checks.get("passed"), bool) else None
     fields: dict[str, Any] = {}
     lists: dict[str, list[dict[str, Any]]] = {}
-    shown = {p for p in (traits.title, traits.summary, traits.language) if p}
     _flatten(result, "", fields, lists, 0)
-    for path in shown:
-        fields.pop(path, None)
+    for shown in (traits.title, traits.summary, traits.language):  # already columns of their own
+        fields.pop(shown or "", None)
+    fixed = {
+        "id": None, "key": None, "output_file": output.file,
+        "document_path": _text(document.get("path")), "document_sha256": _text(document.get("sha256")),
+        "format": _text(document.get("format")), "encoding": _text(document.get("encoding")),
+        "chars": _int(document.get("chars")), "chunks": _int(document.get("chunks")),
+        "schema_id": _text(schema.get("id")), "schema_version": _text(schema.get("version")),
+        "prompt_id": _text(prompt.get("id")), "prompt_version": _text(prompt.get("version")),
+        "model": _text(model.get("name")), "backend": _text(model.get("backend")),
+        "status": "flagged" if passed is False else "ok", "checks_passed": None if passed is None else int(passed),
+        "title": _first_text(result, traits.title), "summary": _first_text(result, traits.summary),
+        "source_language": _first_text(result, traits.language), "created_at": _text(envelope.get("created_at")),
+    }
+    # The same document, schema, prompt and model: the same extraction, whichever run wrote it.
     identity = [document.get("sha256") or _sha(output.file), schema.get("id"), schema.get("version"),
                 model.get("name"), prompt.get("sha256")]
-    fixed = [
-        None, None, output.file, _text(document.get("path")), _text(document.get("sha256")),
-        _text(document.get("format")), _text(document.get("encoding")), _int(document.get("chars")),
-        _int(document.get("chunks")), _text(schema.get("id")), _text(schema.get("version")),
-        _text(prompt.get("id")), _text(prompt.get("version")), _text(model.get("name")), _text(model.get("backend")),
-        "flagged" if passed is False else "ok", {True: 1, False: 0}.get(passed) if isinstance(passed, bool) else None,
-        _first_text(result, traits.title), _first_text(result, traits.summary), _first_text(result, traits.language),
-        _text(envelope.get("created_at")),
-    ]
     unsupported = [(_cell(u.get("field")), _cell(u.get("value"))) for u in _list(checks.get("unsupported"))
                    if isinstance(u, dict)]
     return _Record(
         output, _sha(json.dumps(identity, ensure_ascii=True, default=str)),
-        (fixed[3] or "", output.file), fixed[-1] or "", fixed, fields, lists, unsupported,
+        (fixed["document_path"] or "", output.file), fixed["created_at"] or "", fixed, fields, lists, unsupported,
         _links(result, traits), _json(result),
     )
 
@@ -205,51 +208,24 @@ def _deduplicate(records: list[_Record]) -> tuple[list[_Record], int]:
 
 
 def _tables(records: list[_Record], version: str, notes: list[str]) -> list[Table]:
-    taken = {name.casefold() for name in FIXED_TABLES}
-    described: list[tuple[str, str, str | None]] = []
-
-    def describe(table: str, names: Iterable[str], paths: Iterable[str | None]) -> None:
-        described.extend((table, n, p) for n, p in zip(names, paths, strict=True))
-
+    taken = {name.casefold() for name in FIXED_TABLES}  # table and index names, ignoring case as SQLite does
+    described: list[tuple[str, str, str | None]] = []  # rows of export_columns
     for number, record in enumerate(records, 1):
-        record.fixed[0], record.fixed[1] = number, record.key
-    fixed_names = [c[0] for c in DOCUMENT_COLUMNS]
+        record.fixed["id"], record.fixed["key"] = number, record.key
     list_paths = _keep(Counter(p for r in records for p in r.lists), MAX_TABLES, "the export", "lists", notes)
-    paths = _keep(_paths([r.fields for r in records], list_paths), MAX_COLUMNS, "documents", "fields", notes)
-    names = _names(paths, set(fixed_names) | {"result_json"})
-    rows = [(*r.fixed, *(r.fields.get(p) for p in paths), r.result_json) for r in records]
-    documents = Table("documents", [(n, t) for n, t, _ in DOCUMENT_COLUMNS]
-                      + list(zip(names, _types(rows, len(fixed_names), len(paths)), strict=True))
-                      + [("result_json", "TEXT")], rows, ("id",), references_documents=False)
-    describe("documents", [*fixed_names, *names, "result_json"],
-             [where or None for _, _, where in DOCUMENT_COLUMNS] + list(paths) + ["result"])
-    tables = [documents]
+    tables = [_documents(records, list_paths, described, notes)]
+    table_of: dict[str, str] = {}
     for list_path in list_paths:
-        name = _unique(_sanitize(list_path) or "list", taken)
-        item_paths = _keep(_paths([row for r in records for row in r.lists.get(list_path, [])]),
-                           MAX_COLUMNS, name, "fields", notes)
-        columns = _names(item_paths, {"document_id", "position"})
-        rows = [(r.fixed[0], i, *(row.get(p) for p in item_paths))
-                for r in records for i, row in enumerate(r.lists.get(list_path, []))]
-        table = Table(name, [("document_id", "INTEGER"), ("position", "INTEGER")]
-                      + list(zip(columns, _types(rows, 2, len(item_paths)), strict=True)), rows,
-                      ("document_id", "position"))
-        keys = {r.output.traits.entities.get(list_path) for r in records} - {None}
-        table.indexes = [("", (columns[item_paths.index(k)],)) for k in sorted(keys) if k in item_paths]
-        tables.append(table)
-        item = f"{list_path}[]"
-        describe(name, ["document_id", "position", *columns],
-                 ["documents.id", None, *(f"{item}.{p}" if p else item for p in item_paths)])
-    table_of = {path: table.name for path, table in zip(list_paths, tables[1:], strict=True)}
+        tables.append(_list_table(records, list_path, _unique(_sanitize(list_path) or "list", taken), described, notes))
+        table_of[list_path] = tables[-1].name
     tables.append(Table("unsupported", [("document_id", "INTEGER"), ("position", "INTEGER"), ("field", "TEXT"),
                                         ("value", "")],
-                        [(r.fixed[0], i, f, v) for r in records for i, (f, v) in enumerate(r.unsupported)],
+                        [(r.fixed["id"], i, f, v) for r in records for i, (f, v) in enumerate(r.unsupported)],
                         ("document_id", "position")))
-    links = Table("links", [("document_id", "INTEGER"), ("path", "TEXT"), ("link", "TEXT"), ("value", ""),
-                            ("target", "TEXT"), ("target_table", "TEXT"), ("target_position", "INTEGER"),
-                            ("target_key", "")],
-                  _link_rows(records, table_of), ("document_id", "path"), indexes=[("", ("link", "value"))])
-    tables.append(links)
+    tables.append(Table("links", [("document_id", "INTEGER"), ("path", "TEXT"), ("link", "TEXT"), ("value", ""),
+                                  ("target", "TEXT"), ("target_table", "TEXT"), ("target_position", "INTEGER"),
+                                  ("target_key", "")],
+                        _link_rows(records, table_of), ("document_id", "path"), indexes=[("", ("link", "value"))]))
     tables.append(Table("export_columns", [("table_name", "TEXT"), ("column_name", "TEXT"), ("path", "TEXT")],
                         described, ("table_name", "column_name"), references_documents=False))
     tables.append(Table("export_info", [("key", "TEXT"), ("value", "TEXT")],
@@ -257,6 +233,38 @@ def _tables(records: list[_Record], version: str, notes: list[str]) -> list[Tabl
     for table in tables:  # indexes share the tables' namespace: named once every table is
         table.indexes = [(_unique("_".join(["idx", table.name, *cols]), taken), cols) for _, cols in table.indexes]
     return tables
+
+
+def _documents(records: list[_Record], list_paths: list[str], described: list[tuple[str, str, str | None]],
+               notes: list[str]) -> Table:
+    """One row per output: its own columns, then the result's scalars (a.b -> a_b), then result_json."""
+    fixed = [name for name, _, _ in DOCUMENT_COLUMNS]
+    paths = _keep(_paths([r.fields for r in records], list_paths), MAX_COLUMNS, "documents", "fields", notes)
+    names = _names(paths, {*fixed, "result_json"})
+    rows = [(*(r.fixed[n] for n in fixed), *(r.fields.get(p) for p in paths), r.result_json) for r in records]
+    columns = [(n, t) for n, t, _ in DOCUMENT_COLUMNS] + list(zip(names, _types(rows, len(fixed), len(paths)),
+                                                                  strict=True))
+    sources = [where or None for _, _, where in DOCUMENT_COLUMNS] + [*paths, "result"]
+    described.extend(("documents", n, p) for n, p in zip([*fixed, *names, "result_json"], sources, strict=True))
+    return Table("documents", [*columns, ("result_json", "TEXT")], rows, ("id",), references_documents=False)
+
+
+def _list_table(records: list[_Record], list_path: str, name: str, described: list[tuple[str, str, str | None]],
+                notes: list[str]) -> Table:
+    """One row per item of the list at `list_path` in every output; items' fields as columns."""
+    item_paths = _keep(_paths([row for r in records for row in r.lists.get(list_path, [])]),
+                       MAX_COLUMNS, name, "fields", notes)
+    columns = _names(item_paths, {"document_id", "position"})
+    rows = [(r.fixed["id"], i, *(row.get(p) for p in item_paths))
+            for r in records for i, row in enumerate(r.lists.get(list_path, []))]
+    item = f"{list_path}[]"
+    described.extend((name, c, p) for c, p in zip(["document_id", "position", *columns],
+                                                  ["documents.id", None, *(f"{item}.{p}" if p else item
+                                                                           for p in item_paths)], strict=True))
+    keys = sorted({r.output.traits.entities.get(list_path) for r in records} - {None})  # entity lists: Key indexed
+    return Table(name, [("document_id", "INTEGER"), ("position", "INTEGER"),
+                        *zip(columns, _types(rows, 2, len(item_paths)), strict=True)], rows, ("document_id", "position"),
+                 indexes=[("", (columns[item_paths.index(k)],)) for k in keys if k in item_paths])
 
 
 def _link_rows(records: list[_Record], table_of: dict[str, str]) -> list[tuple[Any, ...]]:
@@ -267,7 +275,7 @@ def _link_rows(records: list[_Record], table_of: dict[str, str]) -> list[tuple[A
             if where not in seen:  # two links declared on one value: the first one wins
                 seen.add(where)
                 table = table_of.get(target_list or "")
-                rows.append((record.fixed[0], where, link, value, target, table,
+                rows.append((record.fixed["id"], where, link, value, target, table,
                              position if table else None, key))
     return rows
 
