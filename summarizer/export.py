@@ -192,6 +192,7 @@ def write_database(tables: list[Table], destination: Path) -> None:
             with connection:
                 for table in tables:
                     _create(connection, table)
+                _search_index(connection)
             connection.execute("VACUUM")  # compact, and the same bytes layout for the same rows
         finally:
             connection.close()
@@ -204,6 +205,16 @@ def write_database(tables: list[Table], destination: Path) -> None:
     finally:
         if os.path.exists(temp):
             os.unlink(temp)
+
+
+def _search_index(connection: sqlite3.Connection) -> None:
+    """Full-text search over titles and summaries (Datasette shows a search box for it)."""
+    try:
+        connection.execute("CREATE VIRTUAL TABLE documents_fts USING fts5(title, summary, content='documents', "
+                           "content_rowid='id')")
+    except sqlite3.OperationalError:  # an SQLite built without FTS5: the tables are all that matter
+        return
+    connection.execute("INSERT INTO documents_fts (documents_fts) VALUES ('rebuild')")
 
 
 def _create(connection: sqlite3.Connection, table: Table) -> None:

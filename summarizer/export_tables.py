@@ -26,7 +26,10 @@ FORMAT = "summarizer-export/1"
 MAX_DEPTH = 8  # objects nested deeper than this are stored as JSON text, not flattened further
 MAX_COLUMNS = 500  # data columns per table (SQLite allows 2,000): the rarest fields beyond stay in JSON
 MAX_TABLES = 200  # list tables: the rarest lists beyond stay in result_json only
-FIXED_TABLES = ("documents", "unsupported", "links", "export_columns", "export_info")
+FIXED_TABLES = ("documents", "unsupported", "links", "export_columns", "export_info",
+                # the full-text index of documents (export.py) and the tables FTS5 keeps beside it
+                "documents_fts", "documents_fts_data", "documents_fts_idx", "documents_fts_docsize",
+                "documents_fts_config", "documents_fts_content")
 _INT64 = (-(2**63), 2**63 - 1)
 _NOT_WORD = re.compile(r"\W+")
 _INDEX = re.compile(r"\[(\d+)\]")

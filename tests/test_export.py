@@ -157,6 +157,10 @@ def test_seeds_export_answers_which_organizations_signed_in_how_many_documents(c
     assert organizations == [(o["name"], o["name_original"], o["type"]) for r in outputs for o in r["organizations"]]
     assert query(db, "SELECT value, meaning FROM key_figures") == [("700", "subsidiaries of CECEP")]
     assert query(db, "SELECT COUNT(*) FROM unsupported") == [(0,)]
+    # Titles and summaries are searchable (FTS5, where SQLite has it; Datasette offers a search box).
+    if query(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'documents_fts'") == [(1,)]:
+        assert query(db, "SELECT title FROM documents_fts WHERE documents_fts MATCH 'Lanzhou'") \
+            == [(SEED_ANSWERS["Lanzhou"]["title"],)]
 
 
 USER_SCHEMA = '''
