@@ -23,6 +23,7 @@ from typing import Any
 from . import __version__
 from .errors import ConfigError, OutputUnwritable
 from .export_tables import FORMAT, Output, Table, build_tables, quote
+from .inputs import display_path
 from .traits import SchemaTraits
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -47,7 +48,7 @@ def run_export(outputs: list[str], destination: Path) -> int:
         try:
             loaded.append(read_output(path))
         except ValueError as exc:
-            skipped.append((str(path), str(exc)))
+            skipped.append((display_path(str(path)), str(exc)))
     built = build_tables(loaded, __version__)
     skipped += built.skipped
     for file, reason in skipped:
@@ -84,7 +85,7 @@ def find_output_files(outputs: Iterable[str]) -> tuple[list[Path], list[tuple[st
         elif path.exists():
             files.append(path)
         else:
-            problems.append((str(path), "no such file or folder"))
+            problems.append((display_path(str(path)), "no such file or folder"))
     return list(dict.fromkeys(files)), problems
 
 
@@ -103,7 +104,7 @@ def read_output(path: Path) -> Output:
     if not isinstance(schema, dict) or not isinstance(schema.get("id"), str) \
             or not isinstance(envelope.get("result"), dict):
         raise ValueError("not a summarizer output document (needs 'schema.id' and a 'result' object)")
-    return Output(str(path), envelope, _traits(schema))
+    return Output(display_path(str(path)), envelope, _traits(schema))
 
 
 def _traits(schema: dict[str, Any]) -> SchemaTraits:

@@ -308,6 +308,7 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
                          **{f"k{i}": i for i in range(2100)}}),
         "schema": {"id": "article", "ref": f"{evil}:Model", "version": {"x": 1},
                    "traits": {"title": "title", "links": {"list[]": "nowhere[].x", 1: 2}, "entities": "nope"}}}))
+    (out / os.fsdecode(b"name_\xff.json")).write_text(json.dumps(envelope("n", {"title": "odd name"})))
     (out / "huge.json").write_bytes(b" " * (33 * 1024 * 1024))
     os.mkfifo(out / "pipe.json")
     result = cli("export", out, "-o", db)
@@ -319,7 +320,8 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
                          ("pipe.json", "not a regular file")]:
         assert f"{name}: {reason}" in err
     assert "left out (still in result_json)" in err  # 2,100 fields: the columns were capped
-    assert query(db, "SELECT COUNT(*) FROM documents") == [(9,)]
+    assert query(db, "SELECT COUNT(*) FROM documents") == [(10,)]
+    assert query(db, "SELECT output_file FROM documents WHERE title = 'odd name'") == [(str(out / "name_\\xff.json"),)]
     assert query(db, "SELECT title FROM documents WHERE document_path IN ('r', 'i') ORDER BY document_path") \
         == [(None,), ("evil",)]  # the built-in id's traits name its title; an unknown id has none
     assert query(db, "SELECT schema_id FROM documents WHERE document_path = 'i'") == [(f"{evil}:Model",)]
@@ -328,7 +330,7 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
     assert row == [(str(2**80), "?", 1, "nan", "flagged", None)]
     assert query(db, "SELECT position, position_2, document_id_2, value FROM list") == [
         (0, 1, 2, None), (1, None, None, "scalar"), (2, None, None, "[1, 2]")]
-    assert query(db, "SELECT COUNT(*) FROM unsupported") == [(4,)]
+    assert query(db, "SELECT COUNT(*) FROM unsupported") == [(5,)]
     stored = query(db, "SELECT result_json FROM documents WHERE document_path = 'd'")
     assert json.loads(stored[0][0]) == json.loads(deep)
 
