@@ -1,33 +1,29 @@
 """The `export` command: output documents into one SQLite database to query (sqlite3, Datasette).
 
-Output files are data: each is read with a size cap, parsed, and taken apart by the traits it
-carries (`schema.traits`); nothing it names is ever imported or run (a built-in schema id without
-traits gets the built-in's traits). A file that is not an output document is reported and left
-out. The database is rebuilt from the outputs named, in a temporary file renamed over the old
-one, so exporting the same outputs again gives the same rows and a reader never sees half a file.
+Output files are data: each is read within report_load's limits (a regular file, 32 MiB, UTF-8,
+JSON nested at most 64 deep) and taken apart by the traits it carries (`schema.traits`); nothing
+it names is ever imported or run (a built-in schema id without traits gets the built-in's traits).
+A file that is not an output document is reported and left out. The database is rebuilt from
+the outputs named, in a temporary file renamed over the old one, so exporting the same outputs
+again gives the same rows and a reader never sees half a file.
 Tables are described in export_tables.py.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sqlite3
-import stat
 import sys
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from . import __version__
 from .errors import ConfigError, OutputUnwritable
 from .export_tables import FORMAT, Output, Table, build_tables, quote
 from .inputs import display_path
-from .traits import SchemaTraits
+from .report_load import find_output_files, read_json_file, traits_of_envelope
 
 EXIT_OK, EXIT_FAILED = 0, 1
-MAX_OUTPUT_BYTES = 32 * 1024 * 1024  # far above any real output; a bigger file is not one of ours
 # Suffixes of other databases: exporting to them is not supported yet (the SQLite file opens in both).
 OTHER_FORMATS = {".duckdb": "DuckDB can read the SQLite file: ATTACH 'results.sqlite' AS r (TYPE sqlite)",
                  ".parquet": "export to .sqlite, then COPY each table TO 'table.parquet' from DuckDB"}
@@ -42,7 +38,8 @@ def run_export(outputs: list[str], destination: Path) -> int:
         raise ConfigError("no outputs given: name output files or folders, e.g. "
                           "`summarizer export outputs/ -o results.sqlite`")
     _check_destination(destination)
-    files, skipped = find_output_files(outputs)
+    files, problems = find_output_files(outputs)
+    skipped = [(display_path(str(path)), reason) for path, reason in problems]
     loaded: list[Output] = []
     for path in files:
         try:
@@ -69,81 +66,14 @@ def run_export(outputs: list[str], destination: Path) -> int:
     return EXIT_FAILED if skipped else EXIT_OK
 
 
-def find_output_files(outputs: Iterable[str]) -> tuple[list[Path], list[tuple[str, str]]]:
-    """Output files in a stable order (folders walked for *.json, hidden files and run-*.jsonl
-    manifests skipped, links to folders not followed), and paths that could not be used."""
-    files: list[Path] = []
-    problems: list[tuple[str, str]] = []
-    for raw in outputs:
-        path = Path(raw)
-        if path.is_dir():
-            for folder, dirs, names in os.walk(path, followlinks=False):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files += [Path(folder) / n for n in sorted(names) if n.endswith(".json") and not n.startswith(".")]
-        elif path.name.startswith("run-") and path.name.endswith(".jsonl"):
-            continue  # a run manifest, not an output document
-        elif path.exists():
-            files.append(path)
-        else:
-            problems.append((display_path(str(path)), "no such file or folder"))
-    return list(dict.fromkeys(files)), problems
-
-
 def read_output(path: Path) -> Output:
-    """One output document, read as data; raises ValueError saying why the file is not one."""
-    data = _read_capped(path)
-    try:
-        envelope = json.loads(data.decode("utf-8-sig"))
-    except UnicodeDecodeError as exc:
-        raise ValueError("not UTF-8 text: not an output document") from exc
-    except RecursionError as exc:
-        raise ValueError("JSON nested too deeply: not an output document") from exc
-    except ValueError as exc:
-        raise ValueError(f"not JSON ({str(exc)[:200]})") from exc
+    """One output document, read as data (limits of report_load); raises ValueError saying why not."""
+    envelope = read_json_file(path)
     schema = envelope.get("schema") if isinstance(envelope, dict) else None
     if not isinstance(schema, dict) or not isinstance(schema.get("id"), str) \
             or not isinstance(envelope.get("result"), dict):
         raise ValueError("not a summarizer output document (needs 'schema.id' and a 'result' object)")
-    return Output(display_path(str(path)), envelope, _traits(schema))
-
-
-def _traits(schema: dict[str, Any]) -> SchemaTraits:
-    """The traits the output carries; for an older output of a built-in schema, the built-in's."""
-    if "traits" in schema:
-        return SchemaTraits.from_dict(schema["traits"])
-    from summarizer.schemas import BUILTIN
-
-    if schema["id"] in BUILTIN:  # a name looked up in the package, never a path from the file
-        from .artifacts import load_schema
-
-        return load_schema(schema["id"]).traits
-    return SchemaTraits()
-
-
-def _read_capped(path: Path) -> bytes:
-    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
-    try:
-        fd = os.open(path, flags)  # non-blocking: a FIFO named *.json must not hang the export
-    except OSError as exc:
-        raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError("not a regular file")
-        os.set_blocking(fd, True)
-        chunks, size = [], 0
-        while size <= MAX_OUTPUT_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_OUTPUT_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-    except OSError as exc:
-        raise ValueError(f"cannot read ({exc.strerror or exc})") from exc
-    finally:
-        os.close(fd)
-    if size > MAX_OUTPUT_BYTES:
-        raise ValueError(f"larger than {MAX_OUTPUT_BYTES >> 20} MiB: not an output document")
-    return b"".join(chunks)
+    return Output(display_path(str(path)), envelope, traits_of_envelope(envelope, envelope["result"]))
 
 
 def _check_destination(destination: Path) -> None:

@@ -294,16 +294,17 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
     evil.write_text(f"open({str(marker)!r}, 'w').write('executed')\nfrom pydantic import BaseModel\n"
                     "class Model(BaseModel):\n    x: int = 0\n")
     (out / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
-    deep = '{"a": ' * 300 + "1" + "}" * 300
+    deep = '{"a": ' * 40 + "1" + "}" * 40  # deeper than the columns go (8), within what is read (64)
     (out / "deep_result.json").write_text(json.dumps(envelope("d", {})).replace('"result": {}', f'"result": {deep}'))
     (out / "latin1.json").write_bytes(b'{"schema": {"id": "article"}, "result": {"title": "Z\xfcrich"}}')
     (out / "not_output.json").write_text('{"hello": "world"}')
+    (out / "nan.json").write_text(json.dumps(envelope("z", {"x": float("nan")})))
     # schema.ref (and an id) naming a Python file: never loaded; a built-in id without traits gets the built-in's.
     (out / "evil_ref.json").write_text(json.dumps(envelope("r", {"title": "evil"}, ref=f"{evil}:Model")))
     (out / "evil_id.json").write_text(json.dumps(envelope("i", {"title": "evil id"}, id=f"{evil}:Model",
                                                           ref=f"{evil}:Model")))
     (out / "evil_traits.json").write_text(json.dumps({
-        **envelope("t", {"title": "t", 'we"ird': 2**80, "lone": "\ud800", "sqlite_master": 1, "nan": float("nan"),
+        **envelope("t", {"title": "t", 'we"ird': 2**80, "lone": "\ud800", "sqlite_master": 1,
                          "list": [{"position": 1, "document_id": 2}, "scalar", [1, 2]],
                          **{f"k{i}": i for i in range(2100)}}),
         "schema": {"id": "article", "ref": f"{evil}:Model", "version": {"x": 1},
@@ -315,7 +316,8 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
     assert result.code == 1  # some files were left out; the rest is exported
     assert not marker.exists()
     err = " ".join(result.stderr.split())
-    for name, reason in [("deep.json", "JSON nested too deeply"), ("latin1.json", "not UTF-8"),
+    for name, reason in [("deep.json", "nested too deeply"), ("nan.json", "not JSON (NaN"),
+                             ("latin1.json", "not UTF-8"),
                          ("not_output.json", "not a summarizer output"), ("huge.json", "larger than 32 MiB"),
                          ("pipe.json", "not a regular file")]:
         assert f"{name}: {reason}" in err
@@ -323,11 +325,11 @@ def test_hostile_output_files_are_skipped_or_stored_as_data_never_executed(cli, 
     assert query(db, "SELECT COUNT(*) FROM documents") == [(10,)]
     assert query(db, "SELECT output_file FROM documents WHERE title = 'odd name'") == [(str(out / "name_\\xff.json"),)]
     assert query(db, "SELECT title FROM documents WHERE document_path IN ('r', 'i') ORDER BY document_path") \
-        == [(None,), ("evil",)]  # the built-in id's traits name its title; an unknown id has none
+        == [("evil id",), ("evil",)]  # no traits: the built-in's, else a top-level "title"
     assert query(db, "SELECT schema_id FROM documents WHERE document_path = 'i'") == [(f"{evil}:Model",)]
-    row = query(db, "SELECT we_ird, lone, t_sqlite_master, nan, status, schema_version FROM documents "
+    row = query(db, "SELECT we_ird, lone, t_sqlite_master, status, schema_version FROM documents "
                     "WHERE title = 't'")
-    assert row == [(str(2**80), "?", 1, "nan", "flagged", None)]
+    assert row == [(str(2**80), "?", 1, "flagged", None)]
     assert query(db, "SELECT position, position_2, document_id_2, value FROM list") == [
         (0, 1, 2, None), (1, None, None, "scalar"), (2, None, None, "[1, 2]")]
     assert query(db, "SELECT COUNT(*) FROM unsupported") == [(5,)]
