@@ -112,6 +112,25 @@ class _Record:
     unsupported: list[tuple[Any, Any]]
     links: list[tuple[Any, ...]]
     result_json: str
+    declared: dict[str, list[str]] = field(default_factory=dict)  # from traits: list path -> item paths
+
+
+def _declared(traits: SchemaTraits) -> dict[str, list[str]]:
+    """The paths the traits name, as columns: "" -> documents' fields, a list path -> its items' fields.
+
+    So a table or column a schema declares exists even when no output has a value there yet.
+    """
+    paths = [traits.title, traits.summary, traits.language, *traits.verbatim, *traits.english,
+             *(f"{k}[].{v}" for k, v in traits.entities.items()), *traits.links, *traits.links.values()]
+    declared: dict[str, list[str]] = {"": []}
+    for path in filter(None, paths):
+        head, each, rest = path.partition("[]")
+        if not each:
+            declared[""].append(head)
+        elif rest == "" or rest.startswith("."):
+            # `a[].b[].c`: b, a list inside each item of a, is a column of a's table (JSON text)
+            declared.setdefault(head, []).append(rest[1:].partition("[]")[0])
+    return declared
 
 
 def _record(output: Output) -> _Record:
@@ -145,7 +164,7 @@ def _record(output: Output) -> _Record:
     return _Record(
         output, _sha(json.dumps(identity, ensure_ascii=True, default=str)),
         (fixed["document_path"] or "", output.file), fixed["created_at"] or "", fixed, fields, lists, unsupported,
-        _links(result, traits), _json(result),
+        _links(result, traits), _json(result), _declared(traits),
     )
 
 
@@ -215,7 +234,8 @@ def _tables(records: list[_Record], version: str, notes: list[str]) -> list[Tabl
     described: list[tuple[str, str, str | None]] = []  # rows of export_columns
     for number, record in enumerate(records, 1):
         record.fixed["id"], record.fixed["key"] = number, record.key
-    list_paths = _keep(Counter(p for r in records for p in r.lists), MAX_TABLES, "the export", "lists", notes)
+    list_paths = _keep(Counter(p for r in records for p in [*r.lists, *r.declared] if p), MAX_TABLES,
+                       "the export", "lists", notes)
     tables = [_documents(records, list_paths, described, notes)]
     table_of: dict[str, str] = {}
     for list_path in list_paths:
@@ -242,7 +262,10 @@ def _documents(records: list[_Record], list_paths: list[str], described: list[tu
                notes: list[str]) -> Table:
     """One row per output: its own columns, then the result's scalars (a.b -> a_b), then result_json."""
     fixed = [name for name, _, _ in DOCUMENT_COLUMNS]
-    paths = _keep(_paths([r.fields for r in records], list_paths), MAX_COLUMNS, "documents", "fields", notes)
+    shown = {p for r in records for p in (r.output.traits.title, r.output.traits.summary, r.output.traits.language)}
+    declared = [p for r in records for p in r.declared[""] if p not in shown]
+    paths = _keep(_paths([r.fields for r in records], list_paths, declared), MAX_COLUMNS, "documents", "fields",
+                  notes)
     names = _names(paths, {*fixed, "result_json"})
     rows = [(*(r.fixed[n] for n in fixed), *(r.fields.get(p) for p in paths), r.result_json) for r in records]
     columns = [(n, t) for n, t, _ in DOCUMENT_COLUMNS] + list(zip(names, _types(rows, len(fixed), len(paths)),
@@ -255,7 +278,8 @@ def _documents(records: list[_Record], list_paths: list[str], described: list[tu
 def _list_table(records: list[_Record], list_path: str, name: str, described: list[tuple[str, str, str | None]],
                 notes: list[str]) -> Table:
     """One row per item of the list at `list_path` in every output; items' fields as columns."""
-    item_paths = _keep(_paths([row for r in records for row in r.lists.get(list_path, [])]),
+    item_paths = _keep(_paths([row for r in records for row in r.lists.get(list_path, [])], (),
+                              [p for r in records for p in r.declared.get(list_path, [])]),
                        MAX_COLUMNS, name, "fields", notes)
     columns = _names(item_paths, {"document_id", "position"})
     rows = [(r.fixed["id"], i, *(row.get(p) for p in item_paths))
@@ -283,10 +307,13 @@ def _link_rows(records: list[_Record], table_of: dict[str, str]) -> list[tuple[A
     return rows
 
 
-def _paths(rows: list[dict[str, Any]], lists: Iterable[str] = ()) -> Counter[str]:
-    """How often each path has a column value; a path that is only ever null where others hold an
-    object or a list there (`agreement: null` beside `agreement.kind`) gets no column of its own."""
+def _paths(rows: list[dict[str, Any]], lists: Iterable[str] = (), declared: Iterable[str] = ()) -> Counter[str]:
+    """How often each path has a column value (paths the traits declare count too, once seen or
+    not); a path that is only ever null where others hold an object or a list there
+    (`agreement: null` beside `agreement.kind`) gets no column of its own."""
     counts = Counter(p for row in rows for p in row)
+    for path in declared:
+        counts[path] += 0  # a column, ranked after every path that has values
     containers = {q for p in counts for q in _prefixes(p)} | {q for p in lists for q in (p, *_prefixes(p))}
     filled = {p for row in rows for p, v in row.items() if v is not None}
     return Counter({p: n for p, n in counts.items() if p not in containers or p in filled})

@@ -354,3 +354,20 @@ def test_export_refuses_what_it_cannot_do_with_exit_2(cli, tmp_path):
     duck = cli("export", empty, "-o", tmp_path / "r.duckdb")
     assert duck.code == 2 and "ATTACH" in duck.stderr
     assert cli("export", empty, "-o", tmp_path / "missing" / "r.sqlite").code == 2
+
+
+def test_tables_the_traits_declare_exist_before_any_output_has_values(cli, tmp_path):
+    from summarizer.artifacts import load_schema
+
+    out, db = tmp_path / "out", tmp_path / "results.sqlite"
+    out.mkdir()
+    traits = load_schema("article").traits.as_dict()
+    result = {**SAMPLE_ARTICLE, "organizations": [], "agreement": None, "key_figures": [], "topics": []}
+    (out / "a.json").write_text(json.dumps(envelope("a", result, traits=traits)))
+    assert cli("export", out, "-o", db).code == 0
+    # The same query as for a full corpus: no rows rather than "no such table".
+    assert query(db, PARTIES_QUERY, "agreement.parties[]") == []
+    assert query(db, "SELECT COUNT(*) FROM agreement_parties") == [(0,)]
+    columns = {name for _, name, *_ in query(db, "PRAGMA table_info(organizations)")}
+    assert {"name", "name_original"} <= columns
+    assert "agreement_kind" in {name for _, name, *_ in query(db, "PRAGMA table_info(documents)")}
