@@ -161,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     r.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
 
+    x = sub.add_parser("export", help="write output files into a SQLite database to query (sqlite3, Datasette)")
+    x.add_argument("outputs", nargs="*", metavar="OUTPUT", help="output files or folders")
+    x.add_argument("-o", "--output", type=Path, default=Path("results.sqlite"),
+                   help="SQLite file to write (default results.sqlite; rebuilt on every export)")
+
     e = sub.add_parser("eval", help="score outputs against a gold file of hand-checked facts")
     e.add_argument("gold", type=Path, help="gold JSON file (see bench/seeds.gold.json)")
     e.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
@@ -198,6 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .report import run_report
 
             return run_report(args.outputs, args.format, args.output, args.schema)
+        if args.command == "export":
+            from .export import run_export
+
+            return run_export(args.outputs, args.output)
         if args.command == "eval":
             from .evaluate import run_eval
 
