@@ -36,6 +36,7 @@ examples:
   summarizer summarize seeds/             summarize documents into outputs/*.json
   summarizer report outputs/ --format html -o report.html
   summarizer eval bench/seeds.gold.json outputs/
+  summarizer export outputs/ -o results.sqlite    then: sqlite3 results.sqlite
   summarizer schema article               the JSON Schema the model fills
 
 Run 'summarizer COMMAND --help' for a command's options.
