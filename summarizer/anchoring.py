@@ -1,0 +1,394 @@
+"""Anchoring: where a verbatim value stands in the source text, as offsets into that text. Pure.
+
+`anchor(value, text)` tries, in order, and returns the first occurrence found by the first tier
+that finds one (offsets are always Python str indices into the ORIGINAL `text`):
+
+1. exact: `text.find(value)`; a hit that would cut a combining sequence ("e" inside "e\u0301") is skipped;
+2. normalized (score 1.0): both sides folded (NFKC, case-folded, typographic quotes and dashes as
+   ASCII, any decimal digit as ASCII, format characters and tatweel dropped), first with whitespace
+   runs collapsed to one space, then with no whitespace at all (CJK, Thai and Lao do not space words
+   and models add or drop spaces around Latin acronyms: "CATL与" / "CATL 与"), then with the accents
+   of Latin, Greek, Cyrillic, Arabic and Hebrew letters ignored (`accents_ignored=True`). The folded
+   text keeps a map back to the original: a run of characters that fold one to one is one linear
+   piece, every other "segment" (a character plus the combining marks or jamo that compose with it)
+   is one piece, so lengths changed by NFKC ('ﬁ'->'fi', '①'->'1', 'ẞ'->'ss', jamo->syllable) map
+   back to whole original characters, never into the middle of one;
+3. fuzzy: RapidFuzz's `partial_ratio_alignment` (bit-parallel LCS, O(len(text) * ceil(len(value)/64)))
+   finds the best window of the collapsed folded text; its ends are then moved by up to a few
+   characters (and out to word boundaries in scripts that space words) to maximise the Indel
+   similarity 2*LCS/(len(value)+len(window)). A window is accepted only when that score is at least
+   `FUZZY_MIN`, the value has at least `FUZZY_MIN_CHARS` letters, every digit agrees, and every word
+   of three or more letters on either side has a counterpart on the other (similarity >= `WORD_MIN`):
+   inflection and typos pass ("Правительство" / "правительством"), a different word never does.
+
+Folded texts are cached per text, so anchoring 30 values in a 50 KB document folds it once.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from bisect import bisect_right
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from typing import Any, Literal
+
+from rapidfuzz.distance import Indel
+from rapidfuzz.fuzz import partial_ratio_alignment
+
+from summarizer.traits import iter_values
+
+FUZZY_MIN = 0.85  # Indel similarity of value and evidence; inflected names score ~0.9-0.98
+FUZZY_MIN_CHARS = 5  # shorter values (codes, 4-character names, years) must match exactly or normalized
+WORD_MIN = 0.6  # each word must have a counterpart at least this similar (inflection, not another word)
+
+MatchKind = Literal["exact", "normalized", "fuzzy"]
+
+# Typographic punctuation models retype as ASCII (and the other way round); tatweel is decoration.
+_PUNCTUATION = str.maketrans({
+    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
+    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
+    "\u2033": '"', "\u2039": '"', "\u203a": '"', "\u300c": '"', "\u300d": '"',
+    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
+    "\u0640": None,
+})
+_FORMAT = re.compile(r"[\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]")
+_SPACES = re.compile(r"\s+")
+# Marks that are accents rather than letters: Latin/Greek/Cyrillic combining blocks, Arabic harakat,
+# Hebrew points. Thai, Lao and Indic vowel signs are letters and are never ignored.
+_ACCENTS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"
+                      "\u064b-\u065f\u0670\u0591-\u05bd\u05bf\u05c1\u05c2\u05c4\u05c5\u05c7]")
+# Characters that compose with the character before them (the second half of a canonical pair,
+# Hangul vowel and final jamo included); tests check this class against Python's Unicode data.
+_COMPOSES = re.compile(
+    "[\u0300-\u0304\u0306-\u030c\u030f\u0311\u0313\u0314\u031b\u0323-\u0328\u032d\u032e\u0330\u0331"
+    "\u0338\u0342\u0345\u05b4\u05b7-\u05b9\u05bc\u05bf\u05c1\u05c2\u0653-\u0655\u093c\u09bc\u09be"
+    "\u09d7\u0a3c\u0b3c\u0b3e\u0b56\u0b57\u0bbe\u0bd7\u0c56\u0cc2\u0cd5\u0cd6\u0d3e\u0d57\u0dca"
+    "\u0dcf\u0ddf\u0f72\u0f74\u0f80\u0fb5\u0fb7\u102e\u1161-\u1175\u11a8-\u11c2\u1b35\u3099\u309a"
+    "\U000110ba\U00011127\U0001133e\U00011357\U000114b0\U000114ba\U000114bd\U000115af\U00011930"
+    "\U0001d165\U0001d16e-\U0001d172]")
+# Scripts that do not space words: a fuzzy window there is not widened to a word boundary.
+_UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uac00-\ud7af"
+                       "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003ffff]")
+
+# (what whitespace becomes, accents ignored): the normalized tiers, strictest first.
+_Tier = tuple[str, bool]
+_COLLAPSED: _Tier = (" ", False)
+_COMPACT: _Tier = ("", False)
+_BARE: _Tier = ("", True)
+
+
+@dataclass(frozen=True)
+class Anchor:
+    """Where a value stands in the source: `text[start:end] == source`."""
+
+    start: int
+    end: int
+    match: MatchKind
+    score: float  # 1.0 for exact and normalized; the Indel similarity for fuzzy
+    source: str
+    count: int = 1  # occurrences found by the same tier (fuzzy: 1)
+    accents_ignored: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready form, stored as a field's evidence."""
+        return asdict(self)
+
+
+@lru_cache(maxsize=4096)
+def _joins(ch: str) -> bool:
+    """Whether `ch` can combine with the character before it (so no match may start or end there)."""
+    if unicodedata.combining(ch) or _COMPOSES.match(ch):
+        return True
+    compat = unicodedata.normalize("NFKC", ch)  # halfwidth 'ﾞ' becomes the combining U+3099
+    return bool(compat) and (unicodedata.combining(compat[0]) > 0 or bool(_COMPOSES.match(compat[0])))
+
+
+@lru_cache(maxsize=65536)
+def _fold_segment(segment: str, tier: _Tier) -> str:
+    """One segment's folded form, whitespace not yet collapsed."""
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", segment).casefold())
+    folded = _FORMAT.sub("", folded.translate(_PUNCTUATION))
+    if any(c.isdecimal() for c in folded):  # Arabic-Indic, Lao, full-width... digits as ASCII
+        folded = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
+    if tier[1]:
+        folded = unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", folded)))
+    return folded
+
+
+@dataclass(frozen=True)
+class _Folded:
+    """A folded text and the map back: piece i covers folded[pos[i]:pos[i+1]]."""
+
+    text: str
+    pos: list[int]  # folded offset where each piece starts
+    orig: list[int]  # original offset where each piece starts
+    orig_end: list[int]  # original end of a segment piece; -1 for a linear (one to one) piece
+
+    def _piece(self, at: int) -> int:
+        return bisect_right(self.pos, at) - 1
+
+    def aligned(self, start: int, end: int) -> bool:
+        """Whether [start, end) begins and ends on whole pieces (never half of 'ß' -> 'ss')."""
+        i, j = self._piece(start), self._piece(end - 1)
+        if self.orig_end[i] >= 0 and self.pos[i] != start:
+            return False
+        following = self.pos[j + 1] if j + 1 < len(self.pos) else len(self.text)
+        return self.orig_end[j] < 0 or following == end
+
+    def original(self, start: int, end: int) -> tuple[int, int]:
+        """Original offsets of folded [start, end), widened to whole segments."""
+        i, j = self._piece(start), self._piece(end - 1)
+        first = self.orig[i] + (start - self.pos[i]) if self.orig_end[i] < 0 else self.orig[i]
+        last = self.orig[j] + (end - self.pos[j]) if self.orig_end[j] < 0 else self.orig_end[j]
+        return first, last
+
+
+def _char_class(chars: Iterable[str]) -> str:
+    return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
+
+
+@lru_cache(maxsize=16)
+def _fold(text: str, tier: _Tier) -> _Folded:
+    """Fold `text` for `tier`, keeping the map back (cached: bulk runs anchor many values per text)."""
+    space = tier[0]
+    table: dict[int, str] = {}
+    special: set[str] = set()  # characters that start a segment of their own
+    joining: set[str] = set()  # join the segment before them: composing or changed by folding
+    marks: set[str] = set()  # combining marks that fold to themselves and compose with nothing
+    blank: set[str] = set()  # fold to whitespace or to nothing
+    for ch in set(text):
+        folded = _fold_segment(ch, tier)
+        if _joins(ch):
+            # Thai, Lao, Indic vowel signs stay in linear pieces unless next to another mark (reordering).
+            stays = folded == ch and not _COMPOSES.match(ch)
+            (marks if stays else joining).add(ch)
+        elif space == " " and folded == " ":
+            table[ord(ch)] = " "  # one whitespace character between two letters: a linear piece
+        elif len(folded) != 1 or folded.isspace():
+            special.add(ch)
+        elif folded != ch:
+            table[ord(ch)] = folded
+        if not folded.strip():
+            blank.add(ch)
+    parts = [_char_class(special | joining)] if special or joining else []
+    if joining:
+        parts.append("." + "(?=" + _char_class(joining) + ")")  # the base a mark composes with
+    if marks:
+        both = _char_class(marks | joining)
+        parts += [f"{both}(?={both})", f"(?<={both}){both}"]  # two marks in a row may be reordered
+    if space == " " and blank:
+        blanks = _char_class(blank)
+        parts += [f"{blanks}(?={blanks})", f"(?<={blanks}){blanks}"]  # whitespace next to whitespace collapses
+    runs = re.compile("(?:" + "|".join(parts) + ")+", re.DOTALL) if parts else None
+    joiners = joining | marks
+    out: list[str] = []
+    pos: list[int] = []
+    orig: list[int] = []
+    orig_end: list[int] = []
+    size, last, done = 0, " ", 0  # `last` starts as a space: leading whitespace is dropped
+
+    def emit(piece: str, start: int, end: int) -> None:
+        nonlocal size, last
+        pos.append(size), orig.append(start), orig_end.append(end), out.append(piece)
+        size += len(piece)
+        last = piece[-1]
+
+    mapped = text.translate(table) if table else text  # one to one: positions in it are positions in text
+    for run in runs.finditer(text) if runs else ():
+        a, b = run.span()
+        if a > done:
+            emit(mapped[done:a], done, -1)
+        i = a
+        while i < b:
+            j = i + 1
+            while j < b and text[j] in joiners:
+                j += 1
+            piece = _SPACES.sub(space, _fold_segment(text[i:j], tier))
+            if piece[:1] == " " and last == " ":
+                piece = piece[1:]
+            if piece:
+                emit(piece, i, j)
+            i = j
+        done = b
+    if done < len(text):
+        emit(mapped[done:], done, -1)
+    return _Folded("".join(out), pos, orig, orig_end)
+
+
+def _needle(value: str, tier: _Tier) -> str:
+    # A value folds as one segment: the same result as the pieces of a text, without the map.
+    return _SPACES.sub(tier[0], _fold_segment(value, tier)).strip()
+
+
+@lru_cache(maxsize=16)
+def _plain(text: str, tier: _Tier) -> str:
+    """A tier's folded text without its map (C-speed string passes): rules a value out cheaply."""
+    compact = _SPACES.sub("", _fold(text, _COLLAPSED).text)
+    if not tier[1]:
+        return compact
+    return unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", compact)))
+
+
+def fold(text: str, accents: bool = True) -> str:
+    """The comparison form of `text`: NFKC, case-folded, quotes/dashes/digits unified, spaces collapsed."""
+    return _needle(text, _COLLAPSED if accents else (" ", True))
+
+
+def _cuts(text: str, start: int, end: int) -> bool:
+    """Whether text[start:end] begins or ends inside a combining sequence ("e" of "e\u0301")."""
+    return _joins(text[start]) or (end < len(text) and _joins(text[end]))
+
+
+def _exact(value: str, text: str) -> Anchor | None:
+    start = text.find(value)
+    while start >= 0:
+        end = start + len(value)
+        if not _cuts(text, start, end):
+            return Anchor(start, end, "exact", 1.0, value, text.count(value))
+        start = text.find(value, start + 1)
+    return None
+
+
+def _normalized(value: str, text: str, tier: _Tier) -> Anchor | None:
+    needle = _needle(value, tier)
+    if not needle or (tier != _COLLAPSED and needle not in _plain(text, tier)):
+        return None
+    folded = _fold(text, tier)
+    at = folded.text.find(needle)
+    while at >= 0:
+        if folded.aligned(at, at + len(needle)):
+            start, end = folded.original(at, at + len(needle))
+            if not _cuts(text, start, end):
+                break
+        at = folded.text.find(needle, at + 1)
+    if at < 0:
+        return None
+    return Anchor(start, end, "normalized", 1.0, text[start:end], folded.text.count(needle), tier[1])
+
+
+def _words(text: str) -> list[str]:
+    # Words of three or more letters, punctuation trimmed (not \w: it splits Thai and Lao at vowel signs).
+    trimmed = (w.strip("\"'()[]{}.,;:!?-/«»") for w in text.split())
+    return [w for w in trimmed if len(w) >= 3]
+
+
+def _counterparts(ours: list[str], theirs: list[str]) -> bool:
+    return all(any(Indel.normalized_similarity(w, t) >= WORD_MIN for t in theirs) for w in ours)
+
+
+def _spaced(ch: str) -> bool:
+    # A letter, digit or mark of a script that spaces its words.
+    return (ch.isalnum() or unicodedata.category(ch)[0] == "M") and not _UNSPACED.match(ch)
+
+
+def _widen_start(text: str, start: int, limit: int) -> int:
+    """`start` moved back to the beginning of its word where the script spaces words; no spaces kept."""
+    low = max(0, start - limit)
+    while start > low and _spaced(text[start - 1]) and _spaced(text[start]):
+        start -= 1
+    while start < len(text) and text[start] == " ":
+        start += 1
+    return start
+
+
+def _widen_end(text: str, end: int, limit: int) -> int:
+    """`end` moved on to the end of its word where the script spaces words; no spaces kept."""
+    high = min(len(text), end + limit)
+    while end < high and _spaced(text[end - 1]) and _spaced(text[end]):
+        end += 1
+    while end > 0 and text[end - 1] == " ":
+        end -= 1
+    return end
+
+
+def _fuzzy(value: str, text: str, min_score: float) -> Anchor | None:
+    needle = _needle(value, _COLLAPSED)
+    if sum(not c.isspace() for c in needle) < FUZZY_MIN_CHARS:
+        return None
+    folded = _fold(text, _COLLAPSED)
+    hay = folded.text
+    if not hay.strip():
+        return None
+    if len(needle) >= len(hay):
+        rough = (0, len(hay))
+    else:
+        found = partial_ratio_alignment(needle, hay, score_cutoff=max(0.0, min_score * 100 - 10))
+        if found is None:
+            return None
+        rough = (found.dest_start, found.dest_end)
+    slack = min(12, math.ceil(len(needle) * (1 - min_score)) + 2)  # (2*slack+1)^2 windows at most
+    first, last = max(0, rough[0] - slack), min(len(hay), rough[1] + slack)
+    starts = sorted({_widen_start(hay, s, slack) for s in range(first, min(len(hay), rough[0] + slack + 1))})
+    ends = sorted({_widen_end(hay, e, slack) for e in range(max(1, rough[1] - slack), last + 1)})
+    best: tuple[float, int, int] | None = None
+    for s in starts:
+        for e in ends:
+            if e > s:
+                score = Indel.normalized_similarity(needle, hay[s:e])
+                if best is None or score > best[0]:  # ties keep the earliest start, then the shortest
+                    best = (score, s, e)
+    if best is None or best[0] < min_score:
+        return None
+    score, s, e = best
+    window = hay[s:e]
+    if [c for c in needle if c.isdecimal()] != [c for c in window if c.isdecimal()]:
+        return None  # "2023" is never evidence for "2024", nor "15,000" for "16,000"
+    if not (_counterparts(_words(needle), _words(window)) and _counterparts(_words(window), _words(needle))):
+        return None  # a word of one side has nothing like it on the other: not the same name
+    start, end = folded.original(s, e)
+    return Anchor(start, end, "fuzzy", round(score, 3), text[start:end])
+
+
+def anchor(value: str, text: str, min_score: float = FUZZY_MIN) -> Anchor | None:
+    """Where `value` stands in `text` (first occurrence, strictest tier first); None: not supported."""
+    value = value.strip()
+    if not value or not text:
+        return None
+    return (_exact(value, text) or _normalized(value, text, _COLLAPSED) or _normalized(value, text, _COMPACT)
+            or _normalized(value, text, _BARE) or _fuzzy(value, text, min_score))
+
+
+def anchor_fields(result: Mapping[str, Any], verbatim_paths: Iterable[str], text: str) -> list[dict[str, Any]]:
+    """Evidence for every verbatim string in `result`: {"path", "value", "anchor": dict | None}."""
+    found: list[dict[str, Any]] = []
+    for path in verbatim_paths:
+        for where, value in iter_values(result, path):
+            if isinstance(value, str) and value.strip():
+                hit = anchor(value, text)
+                found.append({"path": where, "value": value, "anchor": hit.as_dict() if hit else None})
+    return found
+
+
+def highlight_spans(text: str, anchors: Iterable[Anchor | Mapping[str, Any] | None]) -> list[tuple[int, int, bool]]:
+    """`text` cut into consecutive (start, end, highlighted) segments, overlapping anchors merged.
+
+    Anchors may come back from output files: anything malformed or outside the text is ignored.
+    """
+    spans: list[tuple[int, int]] = []
+    for item in anchors:
+        if isinstance(item, Anchor):
+            start, end = item.start, item.end
+        elif isinstance(item, Mapping):
+            start, end = item.get("start"), item.get("end")
+        else:
+            continue
+        if type(start) is int and type(end) is int and 0 <= start < end <= len(text):
+            spans.append((start, end))
+    segments: list[tuple[int, int, bool]] = []
+    done = 0
+    for start, end in sorted(spans):
+        if start <= done and segments and segments[-1][2]:
+            if end > done:
+                segments[-1] = (segments[-1][0], end, True)
+                done = end
+            continue
+        if start > done:
+            segments.append((done, start, False))
+        segments.append((start, end, True))
+        done = end
+    if done < len(text):
+        segments.append((done, len(text), False))
+    return segments
