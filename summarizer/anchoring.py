@@ -73,13 +73,6 @@ _COMPOSES = re.compile(
 _UNSPACED = re.compile("[\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u2e80-\u9fff\uac00-\ud7af"
                        "\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003ffff]")
 
-# (what whitespace becomes, accents ignored): the normalized tiers, strictest first.
-_Tier = tuple[str, bool]
-_COLLAPSED: _Tier = (" ", False)
-_COMPACT: _Tier = ("", False)
-_BARE: _Tier = ("", True)
-
-
 @dataclass(frozen=True)
 class Anchor:
     """Where a value stands in the source: `text[start:end] == source`."""
@@ -100,21 +93,19 @@ class Anchor:
 @lru_cache(maxsize=4096)
 def _joins(ch: str) -> bool:
     """Whether `ch` can combine with the character before it (so no match may start or end there)."""
-    if unicodedata.combining(ch) or _COMPOSES.match(ch):
+    if unicodedata.category(ch)[0] == "M" or _COMPOSES.match(ch):  # Thai and Lao vowel signs: class 0
         return True
     compat = unicodedata.normalize("NFKC", ch)  # halfwidth 'ﾞ' becomes the combining U+3099
     return bool(compat) and (unicodedata.combining(compat[0]) > 0 or bool(_COMPOSES.match(compat[0])))
 
 
 @lru_cache(maxsize=65536)
-def _fold_segment(segment: str, tier: _Tier) -> str:
+def _fold_segment(segment: str) -> str:
     """One segment's folded form, whitespace not yet collapsed."""
     folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", segment).casefold())
     folded = _FORMAT.sub("", folded.translate(_PUNCTUATION))
     if any(c.isdecimal() for c in folded):  # Arabic-Indic, Lao, full-width... digits as ASCII
         folded = "".join(str(unicodedata.decimal(c)) if c.isdecimal() else c for c in folded)
-    if tier[1]:
-        folded = unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", folded)))
     return folded
 
 
@@ -150,40 +141,54 @@ def _char_class(chars: Iterable[str]) -> str:
     return "[" + "".join(re.escape(c) for c in sorted(chars)) + "]"
 
 
+def _replace(text: str, table: dict[int, str]) -> str:
+    """`text.translate(table)`, faster when few characters change (translate looks up every one)."""
+    if not table:
+        return text
+    return re.sub(_char_class(map(chr, table)), lambda m: table[ord(m.group())], text)
+
+
 @lru_cache(maxsize=16)
-def _fold(text: str, tier: _Tier) -> _Folded:
-    """Fold `text` for `tier`, keeping the map back (cached: bulk runs anchor many values per text)."""
-    space = tier[0]
+def _fold(text: str) -> _Folded:
+    """Fold `text`, whitespace runs as one space, keeping the map back (cached per text)."""
     table: dict[int, str] = {}
     special: set[str] = set()  # characters that start a segment of their own
     joining: set[str] = set()  # join the segment before them: composing or changed by folding
     marks: set[str] = set()  # combining marks that fold to themselves and compose with nothing
     blank: set[str] = set()  # fold to whitespace or to nothing
-    for ch in set(text):
-        folded = _fold_segment(ch, tier)
+    chars = set(text)
+    for ch in chars:
+        folded = _fold_segment(ch)
         if _joins(ch):
             # Thai, Lao, Indic vowel signs stay in linear pieces unless next to another mark (reordering).
             stays = folded == ch and not _COMPOSES.match(ch)
             (marks if stays else joining).add(ch)
-        elif space == " " and folded == " ":
-            table[ord(ch)] = " "  # one whitespace character between two letters: a linear piece
-        elif len(folded) != 1 or folded.isspace():
+        elif folded != " " and (len(folded) != 1 or folded.isspace()):
             special.add(ch)
-        elif folded != ch:
+        elif folded != ch:  # one for one, whitespace between two letters included ("\n" -> " ")
             table[ord(ch)] = folded
         if not folded.strip():
             blank.add(ch)
-    parts = [_char_class(special | joining)] if special or joining else []
-    if joining:
-        parts.append("." + "(?=" + _char_class(joining) + ")")  # the base a mark composes with
-    if marks:
-        both = _char_class(marks | joining)
-        parts += [f"{both}(?={both})", f"(?<={both}){both}"]  # two marks in a row may be reordered
-    if space == " " and blank:
-        blanks = _char_class(blank)
-        parts += [f"{blanks}(?={blanks})", f"(?<={blanks}){blanks}"]  # whitespace next to whitespace collapses
-    runs = re.compile("(?:" + "|".join(parts) + ")+", re.DOTALL) if parts else None
+    # Runs of characters that do not fold one for one: found by one character class (C speed),
+    # then a lone whitespace or mark that folds to itself is left in its linear piece.
+    reordered = {c for c in marks | joining if unicodedata.combining(c)}
+    starts = special | joining | reordered | (blank - {" "})
     joiners = joining | marks
+    spans: list[list[int]] = []
+    found = [m.span() for m in re.finditer(_char_class(starts) + "+", text)] if starts else []
+    if " " in blank:
+        found = sorted(found + [m.span() for m in re.finditer("  +", text)])
+    for a, b in found:
+        while a > 0 and (text[a] in joiners or text[a - 1] in blank):  # the base a mark belongs to
+            a -= 1
+        while b < len(text) and text[b] in blank:
+            b += 1
+        if b - a == 1 and text[a] not in special and text[a] not in joining:
+            continue  # one whitespace between letters, one mark: one for one
+        if spans and a <= spans[-1][1]:
+            spans[-1][1] = max(b, spans[-1][1])
+        else:
+            spans.append([a, b])
     out: list[str] = []
     pos: list[int] = []
     orig: list[int] = []
@@ -196,9 +201,15 @@ def _fold(text: str, tier: _Tier) -> _Folded:
         size += len(piece)
         last = piece[-1]
 
-    mapped = text.translate(table) if table else text  # one to one: positions in it are positions in text
-    for run in runs.finditer(text) if runs else ():
-        a, b = run.span()
+    # One for one: positions in `mapped` are positions in `text`. Mostly a change of case: lower() first.
+    lowered = {c: c.lower() for c in chars}
+    if all(len(low) == 1 and table.get(ord(c), c) == table.get(ord(low), _fold_segment(low))
+           for c, low in lowered.items() if c not in special and c not in joining):
+        rest = {c for c in lowered.values() if _fold_segment(c) != c and len(_fold_segment(c)) == 1}
+        mapped = _replace(text.lower(), {ord(c): _fold_segment(c) for c in rest})
+    else:
+        mapped = _replace(text, table)
+    for a, b in spans:
         if a > done:
             emit(mapped[done:a], done, -1)
         i = a
@@ -206,7 +217,7 @@ def _fold(text: str, tier: _Tier) -> _Folded:
             j = i + 1
             while j < b and text[j] in joiners:
                 j += 1
-            piece = _SPACES.sub(space, _fold_segment(text[i:j], tier))
+            piece = _SPACES.sub(" ", _fold_segment(text[i:j]))
             if piece[:1] == " " and last == " ":
                 piece = piece[1:]
             if piece:
@@ -218,23 +229,56 @@ def _fold(text: str, tier: _Tier) -> _Folded:
     return _Folded("".join(out), pos, orig, orig_end)
 
 
-def _needle(value: str, tier: _Tier) -> str:
+def _needle(value: str) -> str:
     # A value folds as one segment: the same result as the pieces of a text, without the map.
-    return _SPACES.sub(tier[0], _fold_segment(value, tier)).strip()
+    return _SPACES.sub(" ", _fold_segment(value)).strip()
+
+
+def fold(text: str) -> str:
+    """The comparison form of `text`: NFKC, case-folded, quotes/dashes/digits unified, spaces collapsed."""
+    return _needle(text)
+
+
+@lru_cache(maxsize=65536)
+def _view_char(ch: str, accents_ignored: bool) -> str:
+    """What one folded character becomes in a view: no whitespace; accents gone if ignored."""
+    if ch.isspace():
+        return ""
+    if not accents_ignored:
+        return ch
+    bare = unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", ch)))
+    return bare if len(bare) <= 1 else ch
+
+
+def _view_table(chars: Iterable[str], accents_ignored: bool) -> dict[int, str]:
+    return {ord(c): v for c in chars if (v := _view_char(c, accents_ignored)) != c}
+
+
+@dataclass(frozen=True)
+class _View:
+    """The folded text without whitespace (and accents): characters only dropped or replaced one for one."""
+
+    text: str
+    shifted: list[int]  # for the i-th dropped character of the folded text: its offset minus i
+    dropped: frozenset[str]
+
+    def folded_offset(self, at: int) -> int:
+        """Offset in the folded text of the view's character at `at`."""
+        return at + bisect_right(self.shifted, at)
 
 
 @lru_cache(maxsize=16)
-def _plain(text: str, tier: _Tier) -> str:
-    """A tier's folded text without its map (C-speed string passes): rules a value out cheaply."""
-    compact = _SPACES.sub("", _fold(text, _COLLAPSED).text)
-    if not tier[1]:
-        return compact
-    return unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", compact)))
-
-
-def fold(text: str, accents: bool = True) -> str:
-    """The comparison form of `text`: NFKC, case-folded, quotes/dashes/digits unified, spaces collapsed."""
-    return _needle(text, _COLLAPSED if accents else (" ", True))
+def _view(text: str, accents_ignored: bool) -> _View:
+    """A view of `text`'s folded form, derived from it by C-speed passes (cached per text)."""
+    folded = _fold(text).text
+    table = _view_table(set(folded), accents_ignored)
+    dropped = frozenset(chr(k) for k, v in table.items() if v == "")
+    if not dropped:
+        return _View(_replace(folded, table), [], dropped)
+    gone = re.compile(_char_class(dropped))
+    where = [m.start() for m in gone.finditer(folded)]
+    kept = gone.sub("", _replace(folded, {k: v for k, v in table.items() if v}))
+    return _View(kept, [at - i for i, at in enumerate(where)], dropped)
 
 
 def _cuts(text: str, start: int, end: int) -> bool:
@@ -252,21 +296,30 @@ def _exact(value: str, text: str) -> Anchor | None:
     return None
 
 
-def _normalized(value: str, text: str, tier: _Tier) -> Anchor | None:
-    needle = _needle(value, tier)
-    if not needle or (tier != _COLLAPSED and needle not in _plain(text, tier)):
+def _normalized(value: str, text: str, view: int) -> Anchor | None:
+    """Match in the folded text (view 0), without whitespace (1), or with accents ignored too (2)."""
+    needle = _needle(value)
+    folded = _fold(text)
+    hay = folded.text
+    if view:
+        shown = _view(text, view == 2)
+        needle = needle.translate(_view_table(set(needle), view == 2))
+        hay = shown.text
+    if not needle:
         return None
-    folded = _fold(text, tier)
-    at = folded.text.find(needle)
+    at = hay.find(needle)
     while at >= 0:
-        if folded.aligned(at, at + len(needle)):
-            start, end = folded.original(at, at + len(needle))
+        start, end = at, at + len(needle)
+        if view:
+            start, end = shown.folded_offset(start), shown.folded_offset(end - 1) + 1
+            while view == 2 and end < len(folded.text) and folded.text[end] in shown.dropped and folded.text[end] != " ":
+                end += 1  # the ignored accents after the last letter are part of the evidence
+        if folded.aligned(start, end):
+            start, end = folded.original(start, end)
             if not _cuts(text, start, end):
-                break
-        at = folded.text.find(needle, at + 1)
-    if at < 0:
-        return None
-    return Anchor(start, end, "normalized", 1.0, text[start:end], folded.text.count(needle), tier[1])
+                return Anchor(start, end, "normalized", 1.0, text[start:end], hay.count(needle), view == 2)
+        at = hay.find(needle, at + 1)
+    return None
 
 
 def _words(text: str) -> list[str]:
@@ -305,10 +358,10 @@ def _widen_end(text: str, end: int, limit: int) -> int:
 
 
 def _fuzzy(value: str, text: str, min_score: float) -> Anchor | None:
-    needle = _needle(value, _COLLAPSED)
+    needle = _needle(value)
     if sum(not c.isspace() for c in needle) < FUZZY_MIN_CHARS:
         return None
-    folded = _fold(text, _COLLAPSED)
+    folded = _fold(text)
     hay = folded.text
     if not hay.strip():
         return None
@@ -347,8 +400,8 @@ def anchor(value: str, text: str, min_score: float = FUZZY_MIN) -> Anchor | None
     value = value.strip()
     if not value or not text:
         return None
-    return (_exact(value, text) or _normalized(value, text, _COLLAPSED) or _normalized(value, text, _COMPACT)
-            or _normalized(value, text, _BARE) or _fuzzy(value, text, min_score))
+    return (_exact(value, text) or _normalized(value, text, 0) or _normalized(value, text, 1)
+            or _normalized(value, text, 2) or _fuzzy(value, text, min_score))
 
 
 def anchor_fields(result: Mapping[str, Any], verbatim_paths: Iterable[str], text: str) -> list[dict[str, Any]]:
