@@ -392,13 +392,17 @@ def _fuzzy(value: str, text: str, min_score: float) -> Anchor | None:
     if not (_counterparts(_words(needle), _words(window)) and _counterparts(_words(window), _words(needle))):
         return None  # a word of one side has nothing like it on the other: not the same name
     start, end = folded.original(s, e)
+    while start > 0 and _joins(text[start]):  # whole letters: a Thai or Lao vowel sign with its consonant
+        start -= 1
+    while end < len(text) and _joins(text[end]):
+        end += 1
     return Anchor(start, end, "fuzzy", round(score, 3), text[start:end])
 
 
 def anchor(value: str, text: str, min_score: float = FUZZY_MIN) -> Anchor | None:
     """Where `value` stands in `text` (first occurrence, strictest tier first); None: not supported."""
     value = value.strip()
-    if not value or not text:
+    if not text or not _needle(value):  # only whitespace or invisible characters: supports nothing
         return None
     return (_exact(value, text) or _normalized(value, text, 0) or _normalized(value, text, 1)
             or _normalized(value, text, 2) or _fuzzy(value, text, min_score))
