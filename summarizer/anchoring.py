@@ -203,8 +203,9 @@ def _fold(text: str) -> _Folded:
 
     # One for one: positions in `mapped` are positions in `text`. Mostly a change of case: lower() first.
     lowered = {c: c.lower() for c in chars}
-    if all(len(low) == 1 and table.get(ord(c), c) == table.get(ord(low), _fold_segment(low))
-           for c, low in lowered.items() if c not in special and c not in joining):
+    if all(len(low) == 1 for low in lowered.values()) and all(
+            table.get(ord(c), c) == table.get(ord(low), _fold_segment(low))
+            for c, low in lowered.items() if c not in special and c not in joining):
         rest = {c for c in lowered.values() if _fold_segment(c) != c and len(_fold_segment(c)) == 1}
         mapped = _replace(text.lower(), {ord(c): _fold_segment(c) for c in rest})
     else:

@@ -69,6 +69,9 @@ NORMALIZED = [
     pytest.param("ministry of energy and  mines", "The Ministry of Energy\nand   Mines signed.",
                  "Ministry of Energy\nand   Mines", False, id="case-and-whitespace"),
     pytest.param("CATL", "合作方：ＣＡＴＬ与香港大学", "ＣＡＴＬ", False, id="full-width-latin"),
+    pytest.param("catl", "İzmir ofisi ve CATL", "CATL", False, id="dotted-capital-i-before"),  # 'İ' folds to two
+    pytest.param("\u0e01\u0e38\u0e48\u0e21", "\u0e01\u0e48\u0e38\u0e21\u0e1a\u0e23\u0e34\u0e29\u0e31\u0e17",
+                 "\u0e01\u0e48\u0e38\u0e21", False, id="thai-marks-in-other-order"),
     pytest.param("ＣＡＴＬ", "Partner: CATL (China).", "CATL", False, id="full-width-value"),
     pytest.param("file", "the ﬁle was signed", "ﬁle", False, id="ligature-fi"),
     pytest.param("Office", "the oﬃce of the governor", "oﬃce", False, id="ligature-ffi"),
@@ -236,6 +239,28 @@ def test_random_substrings_retyped_anchor_to_the_same_text() -> None:
             assert fold(found.source) == fold(sub), (sub, retyped)  # the evidence is the substring, however typed
             assert found.source == retyped if found.match == "exact" else found.start <= first
             assert not found.accents_ignored, (sub, retyped)
+
+
+def test_any_text_and_value_give_a_sound_anchor_or_none() -> None:
+    # Hostile mixes of marks, jamo, ligatures, dotted capitals and invisible characters: never an
+    # exception, and an anchor always points at its own source without splitting a letter.
+    pool = [*"aAéÉßẞﬁ ①ＣＡ\n\t,«»-–İı", "\u0301", "\u0323", "\u200b", "\u0640", "\u064e", "ب", "ສ", "\u0eb1", "\u0ec8",
+            "ก", "\u0e48", "\u0e38", "宁", "ｶ", "ﾞ", "\u1112", "\u1161", "\u11ab", "٣", "Ω", "Å", "\u0345", "㈱", "\u0d4a"]
+    rng = random.Random(7)
+    for _ in range(400):
+        text = "".join(rng.choice(pool) for _ in range(rng.randint(0, 40)))
+        if text and rng.random() < 0.6:
+            a = rng.randrange(len(text))
+            value = text[a:a + rng.randint(1, 10)]
+            value = rng.choice([value.upper(), unicodedata.normalize("NFD", value), value.casefold()])
+        else:
+            value = "".join(rng.choice(pool) for _ in range(rng.randint(0, 8)))
+        found = anchor(value, text)
+        if found is not None:
+            assert 0 <= found.start < found.end <= len(text) and text[found.start:found.end] == found.source
+            assert found.end == len(text) or unicodedata.category(text[found.end])[0] != "M", (value, text)
+            if found.match == "normalized" and not found.accents_ignored:
+                assert fold(found.source).replace(" ", "") == fold(value).replace(" ", ""), (value, text)
 
 
 # --- fields and highlighting -------------------------------------------------------------------
