@@ -21,10 +21,11 @@
    finds the best window of the folded text; its ends are moved by up to a few characters, and out
    to word boundaries in scripts that space words, to maximise the score. Accepted only when the
    score is at least `FUZZY_MIN` (0.85), the value has `FUZZY_MIN_CHARS` (5) to `FUZZY_MAX_CHARS`
-   letters, every digit agrees, and every word of three or more letters on either side has a
-   counterpart on the other (similarity >= `WORD_MIN`): inflection and typos pass ("Правительство"
-   / "правительством", 0.98), another word never does ("Ministry of Energy of Laos" / "Ministry of
-   Energy and Mines").
+   letters, every digit agrees, every word of three or more letters on either side has a
+   counterpart on the other (similarity >= `WORD_MIN`), and in scripts without spaces the value
+   has no character the evidence lacks: inflection, typos and omissions pass ("Правительство" /
+   "правительством", 0.98; "宁德时代新能源科技有限公司" for "...科技股份有限公司", 0.93), another word or
+   character never does ("Ministry of Energy of Laos" / "Ministry of Energy and Mines", "广东" / "广西").
 
 Evidence never starts or ends inside a letter: not between a consonant and its vowel sign or a
 letter and its combining accent, never on half of what one character folds to ('Gros' in 'Große').
@@ -345,6 +346,16 @@ def _counterparts(ours: list[str], theirs: list[str]) -> bool:
     return all(any(Indel.normalized_similarity(w, t) >= WORD_MIN for t in theirs) for w in ours)
 
 
+def _adds(needle: str, window: str) -> bool:
+    """Whether the value has a character of an unspaced script that the evidence lacks.
+
+    Without spaces there are no words to compare: one more or another ideograph or Lao consonant
+    is another name ('广东' / '广西', '宁德时代新能源汽车'). Evidence may have more ('股份', a tone mark
+    the model left out): the value then says less than the text, nothing it does not say.
+    """
+    return any(op.tag == "delete" and _UNSPACED.match(needle[op.src_pos]) for op in Indel.editops(needle, window))
+
+
 def _spaced(ch: str) -> bool:
     # A letter, digit or mark of a script that spaces its words.
     return (ch.isalnum() or unicodedata.category(ch)[0] == "M") and not _UNSPACED.match(ch)
@@ -404,6 +415,8 @@ def _fuzzy(value: str, text: str, min_score: float) -> Anchor | None:
         return None  # "2023" is never evidence for "2024", nor "15,000" for "16,000"
     if not (_counterparts(_words(needle), _words(window)) and _counterparts(_words(window), _words(needle))):
         return None  # a word of one side has nothing like it on the other: not the same name
+    if _adds(needle, window):
+        return None
     start, end = folded.original(s, e)
     while start > 0 and _joins(text[start]):  # whole letters: a Thai or Lao vowel sign with its consonant
         start -= 1

@@ -130,8 +130,9 @@ FUZZY = [
                  "правительством провинции Хэнань", id="cyrillic-instrumental"),
     pytest.param("Государственная корпорация Росатом", "при участии Государственной корпорации Росатом.",
                  "Государственной корпорации Росатом", id="cyrillic-genitive"),
-    pytest.param("宁德时代新能源科技股份有限公司", "2023年，宁德时代新能源科技有限公司与香港大学签署协议。",
-                 "宁德时代新能源科技有限公司", id="chinese-two-characters-dropped"),
+    pytest.param("宁德时代新能源科技有限公司", "2023年，宁德时代新能源科技股份有限公司与香港大学签署协议。",
+                 "宁德时代新能源科技股份有限公司", id="chinese-two-characters-left-out"),
+    pytest.param("ສັນຍາການຄ້າ", "ໄດ້ເຊັນສັ່ນຍາການຄ້າແລ້ວ", "ສັ່ນຍາການຄ້າ", id="lao-tone-mark-missing"),
     pytest.param("Contemporary Amperex Technology Co. Limited", "signed by Contemporary Amperex Technologies Co., Limited",
                  "Contemporary Amperex Technologies Co., Limited", id="latin-plural-and-comma"),
 ]
@@ -154,7 +155,8 @@ def test_a_stricter_threshold_refuses_the_same_fuzzy_match() -> None:
 
 SOURCE = ("On 12 May 2023 the Ministry of Energy and Mines of the Lao PDR and the Henan Provincial Government "
           "signed a memorandum with the Bank of China on 15,000 tonnes of lithium.\n"
-          "2023年5月，宁德时代与香港大学签署协议。ທັງສອງຝ່າຍໄດ້ລົງນາມໃນສັນຍາ.")
+          "2023年5月，宁德时代新能源科技股份有限公司与香港大学及广西省人民政府签署协议，湖南省人民政府办公厅出席。"
+          "ທັງສອງຝ່າຍໄດ້ລົງນາມໃນສັນຍາ.")
 
 NOT_SUPPORTED = [
     pytest.param("Ministry of Energy of Laos", id="shares-words-different-last-word"),
@@ -166,8 +168,13 @@ NOT_SUPPORTED = [
     pytest.param("12 May 2024", id="different-year"),
     pytest.param("2024年5月", id="different-year-cjk"),
     pytest.param("香港中文大学", id="cjk-longer-name"),
-    pytest.param("宁德时代新能源", id="cjk-name-extended"),
+    pytest.param("宁德时代新能源汽车", id="cjk-name-other-ending"),
+    pytest.param("宁德时代新能源科技股份有限公司总部", id="cjk-name-with-added-characters"),
     pytest.param("ສັນຍາການຄ້າ", id="lao-compound"),
+    pytest.param("广东省人民政府", id="cjk-one-character-replaced"),
+    pytest.param("湖北省人民政府办公厅", id="cjk-one-character-replaced-long-name"),
+    pytest.param("宁德时代新能源科技股分有限公司", id="cjk-homophone-typo"),
+    pytest.param("香港大學", id="cjk-traditional-for-simplified"),
     pytest.param("Contemporary Amperex Technology", id="absent"),
 ]
 
