@@ -22,7 +22,8 @@
    to word boundaries in scripts that space words, to maximise the score. Accepted only when the
    score is at least `FUZZY_MIN` (0.85), the value has `FUZZY_MIN_CHARS` (5) to `FUZZY_MAX_CHARS`
    letters, every digit agrees, every word of three or more letters on either side has a
-   counterpart on the other (similarity >= `WORD_MIN`), and in scripts without spaces the value
+   counterpart on the other that differs from it only in its last letters (about a quarter of the
+   word, accents aside: inflection, not 'Henan' / 'Hunan'), and in scripts without spaces the value
    has no character the evidence lacks: inflection, typos and omissions pass ("Правительство" /
    "правительством", 0.98; "宁德时代新能源科技有限公司" for "...科技股份有限公司", 0.93), another word or
    character never does ("Ministry of Energy of Laos" / "Ministry of Energy and Mines", "广东" / "广西").
@@ -36,6 +37,7 @@ well under a millisecond, a fuzzy search about one millisecond.
 from __future__ import annotations
 
 import math
+import os
 import re
 import unicodedata
 from bisect import bisect_right
@@ -52,7 +54,7 @@ from summarizer.traits import iter_values
 FUZZY_MIN = 0.85  # Indel similarity of value and evidence; inflected names score ~0.9-0.98
 FUZZY_MIN_CHARS = 5  # shorter values (codes, 4-character names, years) must match exactly or normalized
 FUZZY_MAX_CHARS = 1000  # a longer "verbatim" value that is not there as written is not there at all
-WORD_MIN = 0.6  # each word must have a counterpart at least this similar (inflection, not another word)
+WORD_MIN = 0.6  # a chunk of an unspaced script must have a counterpart at least this similar
 
 MatchKind = Literal["exact", "normalized", "fuzzy"]
 
@@ -342,8 +344,21 @@ def _words(text: str) -> list[str]:
     return [w for w in trimmed if len(w) >= 3]
 
 
+def _same_word(a: str, b: str) -> bool:
+    """Whether two words are one word, inflected: they differ only in their last letters.
+
+    'правительство' / 'правительством', 'Technology' / 'Technologies', 'Kraków' / 'Krakowie' are;
+    'Henan' / 'Hunan' is not. Chunks of unspaced scripts are compared as wholes.
+    """
+    if _UNSPACED.search(a) or _UNSPACED.search(b):
+        return Indel.normalized_similarity(a, b) >= WORD_MIN
+    a, b = (unicodedata.normalize("NFC", _ACCENTS.sub("", unicodedata.normalize("NFD", w))) for w in (a, b))
+    shorter = min(len(a), len(b))
+    return len(os.path.commonprefix([a, b])) >= shorter - max(1, shorter // 4)
+
+
 def _counterparts(ours: list[str], theirs: list[str]) -> bool:
-    return all(any(Indel.normalized_similarity(w, t) >= WORD_MIN for t in theirs) for w in ours)
+    return all(any(_same_word(w, t) for t in theirs) for w in ours)
 
 
 def _adds(needle: str, window: str) -> bool:

@@ -133,6 +133,8 @@ FUZZY = [
     pytest.param("宁德时代新能源科技有限公司", "2023年，宁德时代新能源科技股份有限公司与香港大学签署协议。",
                  "宁德时代新能源科技股份有限公司", id="chinese-two-characters-left-out"),
     pytest.param("ສັນຍາການຄ້າ", "ໄດ້ເຊັນສັ່ນຍາການຄ້າແລ້ວ", "ສັ່ນຍາການຄ້າ", id="lao-tone-mark-missing"),
+    pytest.param("Uniwersytet Jagielloński w Kraków", "wykład na Uniwersytecie Jagiellońskim w Krakowie",
+                 "Uniwersytecie Jagiellońskim w Krakowie", id="polish-locative"),
     pytest.param("Contemporary Amperex Technology Co. Limited", "signed by Contemporary Amperex Technologies Co., Limited",
                  "Contemporary Amperex Technologies Co., Limited", id="latin-plural-and-comma"),
 ]
@@ -162,6 +164,8 @@ NOT_SUPPORTED = [
     pytest.param("Ministry of Energy of Laos", id="shares-words-different-last-word"),
     pytest.param("Lao Ministry of Energy and Mines", id="extra-word"),
     pytest.param("Henan Provincial Development Bank", id="mixes-two-names"),
+    pytest.param("Hunan Provincial Government", id="one-letter-inside-a-name"),
+    pytest.param("Ministry of Energy and Mining", id="other-word-same-stem-too-short"),
     pytest.param("Ministry of Finance", id="same-shape-other-ministry"),
     pytest.param("Bank of Laos", id="short-name-one-word-changed"),
     pytest.param("16,000 tonnes", id="different-figure"),
