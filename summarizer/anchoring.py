@@ -328,7 +328,7 @@ def _normalized(value: str, text: str, view: int) -> Anchor | None:
         start, end = at, at + len(needle)
         if view:
             start, end = shown.folded_offset(start), shown.folded_offset(end - 1) + 1
-            while view == 2 and end < len(folded.text) and folded.text[end] in shown.dropped and folded.text[end] != " ":
+            while view == 2 and end < len(folded.text) and folded.text[end] in shown.dropped - {" "}:
                 end += 1  # the ignored accents after the last letter are part of the evidence
         if folded.aligned(start, end):
             start, end = folded.original(start, end)
