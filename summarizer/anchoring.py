@@ -184,22 +184,24 @@ def _fold(text: str) -> _Folded:
             table[ord(ch)] = folded
         if not folded.strip():
             blank.add(ch)
-    # Runs of characters that do not fold one for one: found by one character class (C speed),
-    # then a lone whitespace or mark that folds to itself is left in its linear piece.
-    reordered = {c for c in marks | joining if unicodedata.combining(c)}
-    starts = special | joining | reordered | (blank - {" "})
+    # Runs of characters that do not fold one for one, found by character classes (C speed); a lone
+    # whitespace between letters, or a lone mark that folds to itself, stays in its linear piece.
+    starts = special | joining | (blank - {" "})
+    reordered = {c for c in marks | joining if unicodedata.combining(c)}  # NFKC sorts marks in a row
+    patterns = [_char_class(starts) + "+"] if starts else []
+    patterns += [_char_class(reordered) + "{2,}"] if reordered else []
+    patterns += ["  +"] if " " in blank else []
+    found = sorted(m.span() for pattern in patterns for m in re.finditer(pattern, text))
     joiners = joining | marks
     spans: list[list[int]] = []
-    found = [m.span() for m in re.finditer(_char_class(starts) + "+", text)] if starts else []
-    if " " in blank:
-        found = sorted(found + [m.span() for m in re.finditer("  +", text)])
     for a, b in found:
+        if b - a == 1 and text[a] not in special and text[a] not in joining and not (
+                text[a - 1:a] in blank or text[b:b + 1] in blank):
+            continue  # one whitespace between letters: one for one
         while a > 0 and (text[a] in joiners or text[a - 1] in blank):  # the base a mark belongs to
             a -= 1
         while b < len(text) and text[b] in blank:
             b += 1
-        if b - a == 1 and text[a] not in special and text[a] not in joining:
-            continue  # one whitespace between letters, one mark: one for one
         if spans and a <= spans[-1][1]:
             spans[-1][1] = max(b, spans[-1][1])
         else:
