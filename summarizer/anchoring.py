@@ -468,18 +468,20 @@ def anchor_fields(result: Mapping[str, Any], verbatim_paths: Iterable[str], text
 def highlight_spans(text: str, anchors: Iterable[Anchor | Mapping[str, Any] | None]) -> list[tuple[int, int, bool]]:
     """`text` cut into consecutive (start, end, highlighted) segments, overlapping anchors merged.
 
-    Anchors may come back from output files: anything malformed or outside the text is ignored.
+    Anchors may come back from output files: anything malformed, outside the text, or whose
+    `source` is not what the text has there (another version of the document) is ignored.
     """
     spans: list[tuple[int, int]] = []
     for item in anchors:
         if isinstance(item, Anchor):
-            start, end = item.start, item.end
+            start, end, source = item.start, item.end, item.source
         elif isinstance(item, Mapping):
-            start, end = item.get("start"), item.get("end")
+            start, end, source = item.get("start"), item.get("end"), item.get("source")
         else:
             continue
         if type(start) is int and type(end) is int and 0 <= start < end <= len(text):
-            spans.append((start, end))
+            if source is None or source == text[start:end]:
+                spans.append((start, end))
     segments: list[tuple[int, int, bool]] = []
     done = 0
     for start, end in sorted(spans):

@@ -318,13 +318,15 @@ def test_highlight_spans_merges_overlaps_and_covers_the_text() -> None:
     text = "Ministry of Energy and Mines signed with CATL in Vientiane."
     a, b, c = (anchor(v, text) for v in ("Ministry of Energy", "Energy and Mines", "CATL"))
     touching = {"start": text.index("Vientiane"), "end": len(text) - 1}
-    spans = highlight_spans(text, [c, a, None, b, touching, {"start": 5, "end": 999}, {"start": "x"}])
+    stale = {"start": 0, "end": 4, "source": "Bank"}  # from another version of the document
+    spans = highlight_spans(text, [c, a, None, b, touching, {"start": 5, "end": 999}, {"start": "x"}, stale])
     assert [s for s in spans if s[2]] == [(0, text.index(" signed"), True), where(text, "CATL") + (True,),
                                           where(text, "Vientiane") + (True,)]
     assert spans[0][0] == 0 and spans[-1][1] == len(text)
     assert all(x[1] == y[0] for x, y in itertools.pairwise(spans))  # consecutive, no gap, no overlap
     assert "".join(text[s:e] for s, e, _ in spans) == text
     assert highlight_spans(text, []) == [(0, len(text), False)]
+    assert highlight_spans(text, [stale]) == [(0, len(text), False)]
     assert highlight_spans("", [a]) == []
 
 
