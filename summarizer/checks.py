@@ -2,12 +2,12 @@
 
 Every check is driven by the schema's traits (summarizer/traits.py), never by a field name.
 `run_checks` returns {"passed", "grounding", "unsupported": [{"field", "value"}], "failures": [str],
-"detected_languages": {"source", "summary", "title"}, "skipped": [str]}:
+"detected_languages": {"source", "summary", "title"}, "skipped": [str], "evidence": [...]}:
 
-- every Verbatim value must occur in the source once both sides are NFKC-normalized, case-folded
-  and stripped of whitespace, so the test needs no word boundaries and works the same for Latin,
-  Cyrillic, CJK, Thai or Lao text ("grounding": "checked"; "not_checked" when the schema marks
-  no field Verbatim, and `skipped` says so);
+- every Verbatim value must be anchored in the source (summarizer/anchoring.py: exact, normalized
+  or fuzzy, for any script); `evidence` lists each value with its offsets into the decoded text,
+  the matched source text and how it matched ("grounding": "checked"; "not_checked" when the
+  schema marks no field Verbatim, and `skipped` says so);
 - English fields (Title, Summary, English) must be English, the SourceLanguage field must agree
   with a detector run on the source (CLD2 via pycld2: fast and deterministic);
 - every LinksTo value must be one of its target's values (or the same items' Verbatim values);
@@ -31,24 +31,16 @@ from pydantic import BaseModel
 
 from summarizer.schemas._common import fold
 
+from .anchoring import anchor_fields
 from .traits import SchemaTraits, item_path, strings_at, traits_of
 
 if TYPE_CHECKING:
     from .documents import Document
 
-# Typographic punctuation models retype as ASCII (and the other way round): compare them as one.
-_PUNCTUATION = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2033": '"', "\u2039": '"', "\u203a": '"', "\u300c": '"', "\u300d": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
-})
-CHECKS_VERSION = "2"  # bump when a check changes, so cached results are checked again
+CHECKS_VERSION = "3"  # bump when a check changes, so cached results are checked again
 CONFIDENT = 0.9  # the detector's top language must be at least this likely to fail a result
 PLAUSIBLE = 0.1  # a claimed language at least this likely is accepted even if it is not the top one
 MIN_WORDS = 6  # fewer words than this: too little text for a statistical language verdict
-# Whitespace and the format characters (Unicode Cf) that show up in scraped text.
-_INVISIBLE = re.compile(r"[\s\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]+")
 _LETTER = re.compile(r"[^\W\d_]")
 _LATIN_LETTER = re.compile(r"[A-Za-z\u00aa\u00b5\u00ba\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u1e00-\u1eff]")
 _ALIASES = {"zh-cn": "zh", "zh-tw": "zh", "nb": "no", "nn": "no", "iw": "he"}
@@ -57,18 +49,6 @@ _ALIASES = {"zh-cn": "zh", "zh-tw": "zh", "nb": "no", "nn": "no", "iw": "he"}
 def normalize(text: str) -> str:
     """NFKC, case-folded, whitespace collapsed: the form both sides are compared in."""
     return fold(text)  # the same key the schemas' duplicate checks use
-
-
-def _compact(text: str) -> str:
-    # No whitespace at all: CJK, Thai and Lao do not space words, and models add or drop spaces
-    # around Latin acronyms ("CATL与" / "CATL 与"); invisible format characters go too.
-    folded = unicodedata.normalize("NFKC", text).casefold().translate(_PUNCTUATION)
-    return _INVISIBLE.sub("", folded)  # a regex, not a per-character loop: this runs on every source
-
-
-def _occurs(value: str, compact_source: str) -> bool:
-    compact = _compact(value)
-    return bool(compact) and compact in compact_source  # only invisible characters: supports nothing
 
 
 def unsupported_sentence(field: str, value: str) -> str:
@@ -185,10 +165,9 @@ def schema_traits(model: type[BaseModel]) -> SchemaTraits:
     return traits_of(model)
 
 
-def _unsupported(data: dict[str, Any], traits: SchemaTraits, compact_source: str) -> list[dict[str, str]]:
-    return [{"field": where, "value": value}
-            for path in traits.verbatim for where, value in strings_at(data, path)
-            if not _occurs(value, compact_source)]
+def _evidence(data: dict[str, Any], traits: SchemaTraits, text: str) -> list[dict[str, Any]]:
+    """Where each verbatim value stands in the source (offsets, matched text, how), or None."""
+    return anchor_fields(data, traits.verbatim, text)
 
 
 def _link_problems(data: dict[str, Any], traits: SchemaTraits) -> list[str]:
@@ -232,7 +211,8 @@ def run_checks(result: BaseModel, document: Document, today: date | None = None,
     model = schema if schema is not None else type(result)
     traits = schema_traits(model)
     data = result.model_dump(mode="json")
-    unsupported = _unsupported(data, traits, _compact(document.text))
+    evidence = _evidence(data, traits, document.text)
+    unsupported = [{"field": e["path"], "value": e["value"]} for e in evidence if e["anchor"] is None]
     failures = [unsupported_sentence(u["field"], u["value"]) for u in unsupported]
     detected: dict[str, str | None] = {}
     skipped: list[str] = []
@@ -254,7 +234,8 @@ def run_checks(result: BaseModel, document: Document, today: date | None = None,
         skipped.append("nothing was checked: mark the schema's fields with Verbatim(), English(), SourceLanguage() "
                        "or LinksTo() (see summarizer/traits.py)")
     return {"passed": (not failures) if ran else None, "grounding": "checked" if traits.verbatim else "not_checked",
-            "unsupported": unsupported, "failures": failures, "detected_languages": detected, "skipped": skipped}
+            "unsupported": unsupported, "failures": failures, "detected_languages": detected, "skipped": skipped,
+            "evidence": evidence}
 
 
 def failures(checks: dict[str, Any]) -> list[str]:

@@ -46,6 +46,8 @@ RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
 # container (PDF, DOCX...) may be up to CONTAINER_CAP bytes, since its extraction caps the text.
 BYTES_PER_CHAR = 8
 CONTAINER_CAP = 512 * 1024 * 1024
+# Outputs carry the decoded text up to this size, so the evidence can be shown without the file.
+TEXT_IN_OUTPUT_LIMIT = 200_000
 # The detector's share of the text in its top language above which the language is a known fact.
 CONFIDENT_LANGUAGE = 0.9
 
@@ -303,6 +305,8 @@ class DocumentProcessor:
                 "path": display_path(document.path), "sha256": document.sha256, "chars": document.chars,
                 "encoding": document.encoding, "format": document.format, "chunks": entry.get("chunks", 1),
                 "language": entry.get("language"),
+                # The decoded text the evidence offsets point into (reports show it highlighted).
+                **({"text": document.text} if document.chars <= TEXT_IN_OUTPUT_LIMIT else {}),
             },
             "schema": {"id": spec.schema.id, "version": spec.schema.version, "ref": spec.settings.schema,
                        "traits": self._traits},
