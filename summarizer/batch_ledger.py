@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, OutputUnwritable
+from .usage import Usage
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -48,7 +49,13 @@ CREATE TABLE IF NOT EXISTS parts (
     detail TEXT,
     created REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS docs (path TEXT PRIMARY KEY, status TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (
+    path BLOB PRIMARY KEY,           -- the input path's bytes (names need not be UTF-8)
+    status TEXT NOT NULL,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    requests INTEGER NOT NULL DEFAULT 0
+);
 """
 
 QUEUED, SUBMITTED, ANSWERED, FAILED = "queued", "submitted", "answered", "failed"
@@ -134,15 +141,23 @@ class Ledger:
 
     # -- documents -------------------------------------------------------------------------------
 
-    def doc_status(self, path: str) -> str | None:
+    def doc_status(self, path: bytes) -> str | None:
         row = self._db.execute("SELECT status FROM docs WHERE path = ?", (path,)).fetchone()
         return row[0] if row else None
 
-    def doc_done(self, path: str, status: str) -> None:
-        self._write("INSERT OR REPLACE INTO docs (path, status) VALUES (?, ?)", (path, status))
+    def doc_done(self, path: bytes, status: str, usage: Usage) -> None:
+        self._write("INSERT OR REPLACE INTO docs (path, status, prompt_tokens, completion_tokens, requests) "
+                    "VALUES (?, ?, ?, ?, ?)", (path, status, usage.prompt_tokens, usage.completion_tokens,
+                                               usage.requests))
 
     def doc_counts(self) -> dict[str, int]:
         return dict(self._db.execute("SELECT status, COUNT(*) FROM docs GROUP BY status").fetchall())
+
+    def doc_usage(self) -> Usage:
+        """Tokens of the job's finished documents (what the job has cost)."""
+        row = self._db.execute("SELECT COALESCE(SUM(prompt_tokens), 0), COALESCE(SUM(completion_tokens), 0), "
+                               "COALESCE(SUM(requests), 0) FROM docs").fetchone()
+        return Usage(*row)
 
     # -- requests --------------------------------------------------------------------------------
 

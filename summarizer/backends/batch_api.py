@@ -182,6 +182,12 @@ class BatchClient:
                                     detail=_batch_errors(batch))
         return self.ledger.parts("created")
 
+    def cancel_all(self) -> None:
+        """Ask the server to cancel every batch still running (finished lines stay collectable)."""
+        for part in self.refresh():
+            if part.status not in TERMINAL_BATCH and part.status != "cancelling":
+                self._call("cancel a batch", lambda: self._client.batches.cancel(str(part.batch_id)))
+
     def collect(self) -> int:
         """Read the results of every finished batch into the ledger; the number of batches collected."""
         collected = 0
