@@ -140,6 +140,7 @@ class BatchJob:
                                   timeout=settings.timeout, retries=settings.retries, limits=limits, warn=self.warn)
         self.report = RunReport()
         self.pending = 0
+        self._started = clock()
 
     def _check_target(self) -> None:
         # Answers in the ledger belong to one model and server; mixing would re-send everything.
@@ -174,7 +175,7 @@ class BatchJob:
 
     def run(self, wait: bool) -> int:
         """Advance, then (with wait) wait for batches and advance again until nothing waits."""
-        started = self._clock()
+        started = self._started = self._clock()
         pending = self.advance()
         while wait and pending:
             if self._clock() - started > self.settings.batch_wait:
@@ -259,7 +260,7 @@ class BatchJob:
 
     def summary(self) -> RunReport:
         """The whole job so far (every round, every process): counts and usage from the ledger."""
-        report = RunReport(failures=self.report.failures, seconds=self.report.seconds)
+        report = RunReport(failures=self.report.failures, seconds=self._clock() - self._started)
         report.counts = self.ledger.doc_counts()
         report.usage = self.ledger.doc_usage()
         report.pending = self.pending

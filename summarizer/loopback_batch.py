@@ -76,6 +76,7 @@ class BatchService:
         self.batches: dict[str, StoredBatch] = {}
         self.faults: dict[int, dict[str, Any]] = {}  # 1-based creation number -> faults of that batch
         self.billed: Counter[str] = Counter()  # custom_id -> answered lines
+        self.lines: list[dict[str, Any]] = []  # every request line of every batch that passed validation
         self.created = 0
         self._lock = threading.RLock()
 
@@ -178,6 +179,7 @@ class BatchService:
                 batch.status, batch.errors = "failed", [problem]
                 return
             batch.status = "in_progress"
+            self.lines.extend(lines)
         if batch.status == "cancelling":
             self._finish(batch, lines, "cancelled")
         elif batch.status in ("in_progress", "finalizing") and phases >= 3:

@@ -214,7 +214,9 @@ class BatchClient:
         missing = self.ledger.unanswered(part.part)
         for cid in missing:
             self.ledger.line_failed(cid, part.part, reason, retries, counted=counted)
-        if missing and batch.status == "completed":
+        if batch.status in ("expired", "cancelled"):
+            self.warn(f"batch {batch.id} {batch.status}: its finished answers are kept, the rest are sent again")
+        elif missing and batch.status == "completed":
             self.warn(f"batch {batch.id}: {len(missing)} request(s) missing from its results; sent again")
         if errors and "token_limit_exceeded" in errors:
             self.warn(f"batch {batch.id} failed on the enqueued-token limit: its requests are sent again "
