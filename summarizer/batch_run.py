@@ -21,7 +21,7 @@ from typing import Any
 
 from .artifacts import load_prompt, load_schema
 from .batch_ledger import Ledger
-from .errors import ConfigError
+from .errors import ConfigError, SummarizerError
 from .inputs import STDIN, InputItem, display_path, iter_inputs
 from .outcome import OK_STATUSES, Outcome, RunReport, Status
 from .pricing import batch_price, price_of
@@ -35,6 +35,11 @@ _UNSUPPORTED = {
     "max_cost": "--max-cost", "max_tokens_total": "--max-tokens-total",
     "jsonl": "--jsonl (use `summarizer report OUT --format jsonl`)",
 }
+
+
+# Options that change neither requests nor outputs: a job resumed with other values is the same job.
+_DISPLAY_ONLY = frozenset({"quiet", "verbose", "tables", "json_output", "allow_flagged", "batch_poll", "batch_wait",
+                           "timeout", "retries"})
 
 
 @dataclass
@@ -58,7 +63,7 @@ def start(flags: dict[str, Any], paths: list[str], config: Path | None, env: dic
     ledger = Ledger(settings.out_dir)
     known = ledger.meta("job")
     if known is not None and not ledger.meta("finished"):
-        if known["paths"] != job.paths or known["flags"] != job.flags:
+        if known["paths"] != job.paths or _shaping(known["flags"]) != _shaping(job.flags):
             ledger.close()
             raise ConfigError(f"a batch job with other inputs or options is still open in {settings.out_dir}: "
                               f"continue it with `summarizer batch collect --out {settings.out_dir}`, stop it with "
@@ -87,6 +92,11 @@ def reopen(out_dir: Path | None, config: Path | None, *, overrides: dict[str, An
     stored = Path(job["config"]) if job.get("config") else config
     flags = {**job["flags"], **(overrides or {})}  # waiting and display may change between commands
     return _checked(build_settings(flags, env, stored), job["paths"]), ledger
+
+
+def _shaping(flags: dict[str, Any]) -> dict[str, Any]:
+    """The flags that shape requests and outputs (waiting and display may change between commands)."""
+    return {k: v for k, v in flags.items() if k not in _DISPLAY_ONLY}
 
 
 def _checked(settings: Settings, paths: list[str]) -> Settings:
@@ -243,8 +253,9 @@ class BatchJob:
             if cache is not None:
                 cache.close()
         _merge(self.report, report)
-        if report.stopped:
-            raise ConfigError(f"batch round stopped: {report.stopped}")
+        if report.stopped:  # the disk or the cache cannot be written: the same error, with its exit code
+            stop = report.stop if report.stop is not None and issubclass(report.stop, SummarizerError) else ConfigError
+            raise stop(report.stopped)
         return report.pending
 
     def _items(self) -> Iterator[InputItem]:
@@ -368,7 +379,7 @@ def status_command(settings: Settings, ledger: Ledger, as_json: bool) -> dict[st
     """The job's true state: the ledger, brought up to date with the server (nothing is submitted)."""
     job = BatchJob(settings, ledger)
     try:
-        job.client.recover()  # a part a crash left unrecorded is adopted (or created) here
+        job.client.recover(create=False)  # a batch a crash left unrecorded is adopted: the true state
         job.client.refresh()
         state = {
             "output": str(settings.out_dir),

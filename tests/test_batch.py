@@ -257,3 +257,36 @@ def test_loopback_rejects_duplicate_custom_ids_at_validation(batch_server):
     assert client.files.delete(uploaded.id).deleted
     with pytest.raises(Exception):
         client.files.retrieve(uploaded.id)
+
+
+def test_a_part_killed_during_its_upload_goes_back_to_the_queue(batch_server, tmp_path):
+    from summarizer.backends.batch_api import BatchClient
+    from summarizer.batch_ledger import Ledger
+
+    ledger = Ledger(tmp_path / "out")
+    for cid in ("a", "b"):
+        ledger.queue(cid, json.dumps({"custom_id": cid}), 10, "json_schema")
+    part = ledger.new_part(["a", "b"], 20)  # then killed: no file id recorded, so no batch can exist
+    client = BatchClient(ledger, api_key="x", base_url=batch_server.url, timeout=5, retries=0, limits=Limits())
+    try:
+        client.recover(create=False)  # `batch status` only looks
+        assert ledger.parts()[0].state == "uploading"
+        client.recover()
+        assert ledger.parts()[0].state == "abandoned"
+        assert ledger.request_counts() == {"queued": 2}
+        assert [cid for cid, _, _ in ledger.queued()] == ["a", "b"] and part == 1
+        assert client.submit() == 1 and ledger.parts("created")[0].part == 2  # a new part, a new number
+    finally:
+        client.close()
+        ledger.close()
+    assert batch_server.batch.created == 1
+
+
+def test_batch_mode_needs_the_api_and_refuses_options_it_cannot_honour(cli, tmp_path):
+    docs = make_docs(tmp_path / "docs", 1)
+    no_api = cli("batch", "run", docs, "--out", tmp_path / "out")
+    assert no_api.code == 2 and "OPENAI_API_KEY" in no_api.stderr
+    budget = cli("batch", "submit", docs, "--base-url", "http://127.0.0.1:9/v1", "--max-cost", "1", "--out", tmp_path / "o")
+    assert budget.code == 2 and "--max-cost is not available in batch mode" in budget.stderr
+    nothing = cli("batch", "collect", "--out", tmp_path / "empty")
+    assert nothing.code == 2 and "no batch job" in nothing.stderr

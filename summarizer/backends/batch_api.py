@@ -103,9 +103,9 @@ class BatchClient:
 
     # -- after a crash ---------------------------------------------------------------------------
 
-    def recover(self) -> None:
-        """Settle parts a crash left between two ledger writes."""
-        for part in self.ledger.parts("uploading"):
+    def recover(self, create: bool = True) -> None:
+        """Settle parts a crash left between two ledger writes (create=False: only look and adopt)."""
+        for part in self.ledger.parts("uploading") if create else []:
             # Killed before the upload was recorded: no batch can exist (it is created only from a
             # recorded file), so the lines simply go back to the queue.
             self.ledger.release(part.part)
@@ -118,7 +118,7 @@ class BatchClient:
             batch = found.get(part.part)
             if batch is not None:
                 self.ledger.update_part(part.part, state="created", batch_id=batch.id, status=batch.status)
-            else:
+            elif create:
                 self._create(part.part, str(part.file_id))
 
     def _find_created(self, parts: set[int], since: float) -> dict[int, Any]:
@@ -201,10 +201,14 @@ class BatchClient:
 
     def _collect(self, part: Part, batch: Any) -> None:
         retries = self.limits.line_retries + 1
-        for file_id in (batch.output_file_id, batch.error_file_id):
-            if file_id:
-                for record in self._lines(file_id):
-                    self._record(part.part, record, retries)
+        self.ledger.begin()  # one transaction for the whole file; reading it again changes nothing
+        try:
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if file_id:
+                    for record in self._lines(file_id):
+                        self._record(part.part, record, retries)
+        finally:
+            self.ledger.commit()
         # Lines in neither file: the batch failed, expired or was cancelled before them, or the
         # server lost them. Sent again; counted as a failure unless the batch as a whole was at fault.
         errors = _batch_errors(batch)
