@@ -32,7 +32,8 @@ CREATE TABLE IF NOT EXISTS requests (
     part INTEGER,                    -- the input part it was last sent in
     failures INTEGER NOT NULL DEFAULT 0,
     answer TEXT,                     -- the chat completion body, once answered
-    error TEXT                       -- the server's words about the last failure
+    error TEXT,                      -- the server's words about the last failure
+    wanted INTEGER NOT NULL DEFAULT 1  -- a queued line some document of the current round still needs
 );
 CREATE INDEX IF NOT EXISTS requests_state ON requests (state, part);
 CREATE TABLE IF NOT EXISTS parts (
@@ -168,14 +169,20 @@ class Ledger:
         return Request(*row) if row else None
 
     def queue(self, custom_id: str, line: str, tokens: int, mode: str) -> None:
-        """Record a request line for the next batch (a known custom_id is left as it is)."""
-        self._write("INSERT OR IGNORE INTO requests (custom_id, line, bytes, tokens, mode, state) "
-                    "VALUES (?, ?, ?, ?, ?, ?)", (custom_id, line, len(line.encode()) + 1, tokens, mode, QUEUED))
+        """Record a request line for the next batch (a known one is only marked as still wanted)."""
+        self._write("INSERT INTO requests (custom_id, line, bytes, tokens, mode, state) VALUES (?, ?, ?, ?, ?, ?) "
+                    "ON CONFLICT (custom_id) DO UPDATE SET wanted = 1",
+                    (custom_id, line, len(line.encode()) + 1, tokens, mode, QUEUED))
+
+    def unwant_queued(self) -> None:
+        """Start of a round: a queued line is sent only if a document asks for it again (not after a
+        cancelled job, or once its document came from the cache)."""
+        self._write("UPDATE requests SET wanted = 0 WHERE state = ?", (QUEUED,))
 
     def queued(self) -> Iterator[tuple[str, int, int]]:
-        """(custom_id, bytes, tokens) of every queued line, oldest first."""
-        yield from self._db.execute("SELECT custom_id, bytes, tokens FROM requests WHERE state = ? ORDER BY rowid",
-                                    (QUEUED,)).fetchall()
+        """(custom_id, bytes, tokens) of every queued line still wanted, oldest first."""
+        yield from self._db.execute("SELECT custom_id, bytes, tokens FROM requests WHERE state = ? AND wanted = 1 "
+                                    "ORDER BY rowid", (QUEUED,)).fetchall()
 
     def lines_of(self, part: int) -> Iterator[str]:
         """The request lines sent in a part, streamed."""
@@ -204,7 +211,9 @@ class Ledger:
                                                (part, SUBMITTED))]
 
     def request_counts(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT state, COUNT(*) FROM requests GROUP BY state").fetchall())
+        rows = self._db.execute("SELECT CASE WHEN state = ? AND wanted = 0 THEN 'unneeded' ELSE state END, "
+                                "COUNT(*) FROM requests GROUP BY 1", (QUEUED,)).fetchall()
+        return dict(rows)
 
     # -- parts (input files and batches) ---------------------------------------------------------
 

@@ -245,6 +245,7 @@ class BatchJob:
         observer = _Recorder(self.ledger, self)
         scheduler = Scheduler(engine, s.out_dir, manifest=manifest, observer=observer)
         self.ledger.begin()
+        self.ledger.unwant_queued()
         try:
             report = asyncio.run(scheduler.run(self._items(), 0))
         finally:

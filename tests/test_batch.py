@@ -234,8 +234,12 @@ def test_a_second_job_with_other_inputs_is_refused_while_one_is_open(cli, batch_
     state = json.loads(batch(cli, batch_server, tmp_path, "status", "--json").stdout)
     assert state["finished"] and state["requests"] == {"answered": 1, "queued": 1}  # the finished half is kept
     # The job is closed: a new one may start, and pays only for what the cancelled one did not finish.
-    again = batch(cli, batch_server, tmp_path, "run", make_docs(tmp_path / "other", 1))
+    again = batch(cli, batch_server, tmp_path, "run", make_docs(tmp_path / "other", 1), "--no-cache")
     assert again.code == 0, again.stderr
+    # other/doc000 reads like docs/doc000, answered before the cancel; docs/doc001's line is not sent.
+    assert batch_server.batch.created == 1 and sum(batch_server.batch.billed.values()) == 1
+    assert json.loads(batch(cli, batch_server, tmp_path, "status", "--json").stdout)["requests"] == \
+        {"answered": 1, "unneeded": 1}
 
 
 def test_loopback_rejects_duplicate_custom_ids_at_validation(batch_server):

@@ -12,7 +12,7 @@ import hashlib
 import json
 from typing import Any
 
-from ..batch_ledger import ANSWERED, FAILED, Ledger
+from ..batch_ledger import ANSWERED, FAILED, QUEUED, Ledger
 from ..errors import AwaitingBatch, BatchLineFailed
 from .base import Capabilities, Completion, CompletionRequest
 from .openai_compat import OpenAIBackend, estimate_tokens, request_body, unpack_response
@@ -41,7 +41,7 @@ class BatchBackend:
         body = request_body(request, self.model, self.mode)
         cid = custom_id(body)
         known = self.ledger.request(cid)
-        if known is None:
+        if known is None or known.state == QUEUED:
             line = json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": body},
                               ensure_ascii=False, separators=(",", ":"))
             self.ledger.queue(cid, line, estimate_tokens(request), self.mode)
