@@ -30,7 +30,6 @@ from .settings import Settings, build_settings
 
 # Settings that make no sense through the Batch API, and what to do instead.
 _UNSUPPORTED = {
-    "dry_run": "--dry-run (use `summarizer summarize --dry-run`, and halve the cost)",
     "retry_failed": "--retry-failed (failed lines are sent again by themselves)",
     "max_cost": "--max-cost", "max_tokens_total": "--max-tokens-total",
     "jsonl": "--jsonl (use `summarizer report OUT --format jsonl`)",

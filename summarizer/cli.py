@@ -340,7 +340,10 @@ def _batch(args: argparse.Namespace) -> int:
 
     action = args.batch_command
     if action is None:
-        build_parser().parse_args(["batch", "--help"])
+        try:
+            build_parser().parse_args(["batch", "--help"])
+        except SystemExit:
+            pass
         return EXIT_USAGE
     flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS and v is not None}
     if action in ("run", "submit"):
@@ -349,9 +352,13 @@ def _batch(args: argparse.Namespace) -> int:
         paths = list(args.paths)
         if not paths and not flags.get("from_list"):
             raise ConfigError("no documents given: pass files or folders, or --from-list FILE")
-        from .run import _check_paths
+        from .run import _check_paths, summarize
+        from .settings import build_settings
 
         _check_paths(paths)
+        if flags.get("dry_run"):  # an estimate at the Batch API price; nothing is recorded or sent
+            summarize(build_settings(flags, os.environ, args.config), paths, batch=True)
+            return EXIT_OK
         settings, ledger = batch_run.start(flags, paths, args.config)
         report = batch_run.run_command(settings, ledger, wait=action == "run")
     else:

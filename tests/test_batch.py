@@ -294,3 +294,14 @@ def test_batch_mode_needs_the_api_and_refuses_options_it_cannot_honour(cli, tmp_
     assert budget.code == 2 and "--max-cost is not available in batch mode" in budget.stderr
     nothing = cli("batch", "collect", "--out", tmp_path / "empty")
     assert nothing.code == 2 and "no batch job" in nothing.stderr
+
+
+def test_dry_run_estimates_at_the_batch_price_and_sends_nothing(cli, batch_server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 3)
+    listed = cli("summarize", docs, "--base-url", batch_server.url, "--dry-run")
+    halved = cli("batch", "run", docs, "--base-url", batch_server.url, "--dry-run", "--out", tmp_path / "out")
+    assert listed.code == halved.code == 0, halved.stderr
+    cost = lambda text: float(re.search(r"~\$([\d.]+)", text).group(1))  # noqa: E731
+    assert cost(halved.stdout) == pytest.approx(cost(listed.stdout) / 2, abs=0.00011)
+    assert "Batch API" in halved.stdout
+    assert not batch_server.batch.files and not (tmp_path / "out").exists()
