@@ -18,7 +18,7 @@ from summarizer.schemas._common import fold
 
 from .artifacts import PromptSpec, SchemaSpec
 from .backends.base import Backend
-from .errors import InvalidAnswer
+from .errors import AwaitingBatch, InvalidAnswer
 from .pipeline import Check, Extraction, describe_validation_error, extract
 from .traits import SchemaTraits, item_path, iter_values, set_value, strings_at
 
@@ -182,19 +182,29 @@ async def _summarize_parts(
 async def _bounded(calls: list[Callable[[], Awaitable[T]]], limit: int) -> list[T]:
     """Run all calls, at most `limit` at a time; results in order; the first failure cancels the rest."""
     semaphore = asyncio.Semaphore(limit)
+    waiting: list[AwaitingBatch] = []
 
-    async def run(call: Callable[[], Awaitable[T]]) -> T:
+    async def run(call: Callable[[], Awaitable[T]]) -> T | None:
         async with semaphore:
-            return await call()  # created only once admitted: a cancelled wait leaves nothing un-awaited
+            try:
+                return await call()  # created only once admitted: a cancelled wait leaves nothing un-awaited
+            except AwaitingBatch as exc:
+                # Batch mode: every other chunk must still queue its request for the same batch,
+                # or a document of n chunks would take n batch rounds.
+                waiting.append(exc)
+                return None
 
     tasks = [asyncio.ensure_future(run(call)) for call in calls]
     try:
-        return list(await asyncio.gather(*tasks))
+        results = list(await asyncio.gather(*tasks))
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    if waiting:
+        raise waiting[0]
+    return results  # type: ignore[return-value]  # no None left once nothing waits
 
 
 def merge_results(schema: SchemaSpec, results: list[dict[str, Any]]) -> dict[str, Any]:

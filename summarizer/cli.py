@@ -88,6 +88,43 @@ def build_parser() -> argparse.ArgumentParser:
                                    "option can also come from SUMMARIZER_<NAME> or the config file.",
                        epilog=SUMMARIZE_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("paths", nargs="*", metavar="PATH", help="files or folders ('-' reads standard input)")
+    _add_run_options(s)
+    _add_batch_parser(sub)
+
+    c = sub.add_parser("schemas", help="list the built-in schemas, or show one (traits, prompt, JSON Schema)")
+    c.add_argument("name", nargs="?", help="a schema to show: built-in name or path/to/file.py:Model")
+
+    c = sub.add_parser("models", help="list the models the configured server offers")
+    c.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
+    c.add_argument("--backend", choices=["auto", "openai", "local"])
+    c.add_argument("--model", help="also check that this model is offered (exit 2 if not)")
+    c.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
+    c.add_argument("--timeout", type=float, help="seconds for the request (default 60)")
+    c.add_argument("--config", type=Path, help="TOML config file")
+
+    c = sub.add_parser("schema", help="print the JSON Schema the model is asked to fill")
+    c.add_argument("name", nargs="?", default="article", help="schema name or path/to/file.py:Model")
+
+    r = sub.add_parser("report", help="build a report (md, html, csv, jsonl or terminal) from output files")
+    r.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
+    r.add_argument("--format", choices=["md", "html", "csv", "jsonl"], help="default: tables in the terminal")
+    r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
+    r.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
+
+    x = sub.add_parser("export", help="write output files into a SQLite database to query (sqlite3, Datasette)")
+    x.add_argument("outputs", nargs="*", metavar="OUTPUT", help="output files or folders")
+    x.add_argument("-o", "--output", type=Path, default=Path("results.sqlite"),
+                   help="SQLite file to write (default results.sqlite; rebuilt on every export)")
+
+    e = sub.add_parser("eval", help="score outputs against a gold file of hand-checked facts")
+    e.add_argument("gold", type=Path, help="gold JSON file (see bench/seeds.gold.json)")
+    e.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
+    e.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
+    return parser
+
+
+def _add_run_options(s: argparse.ArgumentParser) -> None:
+    """The options of `summarize`, shared by `batch run` and `batch submit`."""
     g = s.add_argument_group("model")
     g.add_argument("--schema", help="built-in schema (article, generic) or path/to/file.py:Model")
     g.add_argument("--backend", choices=["auto", "openai", "local"],
@@ -142,40 +179,60 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress or notes on stderr")
     g.add_argument("-v", "--verbose", action="store_true", default=None, help="more detail on stderr")
 
-    c = sub.add_parser("schemas", help="list the built-in schemas, or show one (traits, prompt, JSON Schema)")
-    c.add_argument("name", nargs="?", help="a schema to show: built-in name or path/to/file.py:Model")
+BATCH_EXAMPLES = """\
+examples:
+  summarizer batch run corpus/ --glob '*.txt'         submit, wait (up to 25 h) and collect; half the price
+  summarizer batch submit corpus/ --out out/          submit and return; nothing waits on this machine
+  summarizer batch status --out out/                  documents, requests and batches, as the server sees them
+  summarizer batch collect --out out/ [--wait]        write what has been answered, send re-asks; resumable
+  summarizer batch cancel --out out/                  cancel the job's batches, keep what they finished
+"""
 
-    c = sub.add_parser("models", help="list the models the configured server offers")
-    c.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
-    c.add_argument("--backend", choices=["auto", "openai", "local"])
-    c.add_argument("--model", help="also check that this model is offered (exit 2 if not)")
-    c.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
-    c.add_argument("--timeout", type=float, help="seconds for the request (default 60)")
-    c.add_argument("--config", type=Path, help="TOML config file")
 
-    c = sub.add_parser("schema", help="print the JSON Schema the model is asked to fill")
-    c.add_argument("name", nargs="?", default="article", help="schema name or path/to/file.py:Model")
+def _add_batch_parser(sub: Any) -> None:
+    b = sub.add_parser("batch", help="summarize through the OpenAI Batch API: half the price, results within 24 h",
+                       description="Batch mode: the same validation, checks, cache and outputs as summarize, with "
+                                   "requests sent as OpenAI batches (half the price, answers within 24 h). The "
+                                   "job's ledger lives in OUT/.batch/; every command can be repeated or resumed.",
+                       epilog=BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    actions = b.add_subparsers(dest="batch_command", metavar="ACTION", parser_class=Parser)
+    for name, text in (("run", "submit, wait with progress on stderr and collect, until every document is done"),
+                       ("submit", "process and submit, then return (collect later)")):
+        p = actions.add_parser(name, help=text, description=text)
+        p.add_argument("paths", nargs="*", metavar="PATH", help="files or folders")
+        _add_run_options(p)
+        _add_batch_options(p)
+    for name, text in (("collect", "write the answered documents, submit re-asks and missing lines"),
+                       ("status", "the job's documents, requests and batches (ledger and server)"),
+                       ("cancel", "cancel the job's running batches and close the job (answers are kept)")):
+        p = actions.add_parser(name, help=text, description=text)
+        p.add_argument("--out", dest="out_dir", type=Path, help="the output folder of the job (default outputs/)")
+        p.add_argument("--config", type=Path, help="TOML config file")
+        if name == "collect":
+            p.add_argument("--wait", action="store_true", help="wait and collect until every document is done")
+            _add_batch_options(p)
+            p.add_argument("-q", "--quiet", action="store_true", default=None, help="no progress or notes on stderr")
+        if name == "status":
+            p.add_argument("--json", dest="json_output", action="store_true", help="print the state as JSON")
 
-    r = sub.add_parser("report", help="build a report (md, html, csv, jsonl or terminal) from output files")
-    r.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
-    r.add_argument("--format", choices=["md", "html", "csv", "jsonl"], help="default: tables in the terminal")
-    r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
-    r.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
 
-    x = sub.add_parser("export", help="write output files into a SQLite database to query (sqlite3, Datasette)")
-    x.add_argument("outputs", nargs="*", metavar="OUTPUT", help="output files or folders")
-    x.add_argument("-o", "--output", type=Path, default=Path("results.sqlite"),
-                   help="SQLite file to write (default results.sqlite; rebuilt on every export)")
-
-    e = sub.add_parser("eval", help="score outputs against a gold file of hand-checked facts")
-    e.add_argument("gold", type=Path, help="gold JSON file (see bench/seeds.gold.json)")
-    e.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
-    e.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
-    return parser
+def _add_batch_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("batches")
+    g.add_argument("--batch-poll", dest="batch_poll", type=float, help="seconds between looks at the batches (default 30)")
+    g.add_argument("--batch-wait", dest="batch_wait", type=float,
+                   help="give up waiting after this many seconds (default 90000, 25 h); collect later")
+    g.add_argument("--batch-max-requests", dest="batch_max_requests", type=int,
+                   help="requests per batch (default and API limit 50000)")
+    g.add_argument("--batch-max-bytes", dest="batch_max_bytes", type=int,
+                   help="bytes per batch input file (default and API limit 200000000)")
+    g.add_argument("--batch-max-tokens", dest="batch_max_tokens", type=int,
+                   help="the model's enqueued-token limit: further batches wait until earlier ones finish")
+    g.add_argument("--batch-line-retries", dest="batch_line_retries", type=int,
+                   help="times a request the server failed is sent again before its document fails (default 3)")
 
 
 # Flags that are not settings: positional paths, the subcommand, the config file itself.
-_NOT_SETTINGS = {"command", "paths", "config"}
+_NOT_SETTINGS = {"command", "paths", "config", "batch_command", "wait"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -191,6 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "summarize":
             return _summarize(args)
+        if args.command == "batch":
+            return _batch(args)
         if args.command == "schema":
             return _schema(args)
         if args.command == "schemas":
@@ -274,6 +333,48 @@ def _summarize(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     not_ok = report.failed - (report.flagged if settings.allow_flagged else 0)
     return EXIT_FAILED if not_ok or report.stopped else EXIT_OK
+
+
+def _batch(args: argparse.Namespace) -> int:
+    from . import batch_run
+
+    action = args.batch_command
+    if action is None:
+        try:
+            build_parser().parse_args(["batch", "--help"])
+        except SystemExit:
+            pass
+        return EXIT_USAGE
+    flags: dict[str, Any] = {k: v for k, v in vars(args).items() if k not in _NOT_SETTINGS and v is not None}
+    if action in ("run", "submit"):
+        if flags.get("globs") is not None:
+            flags["globs"] = tuple(flags["globs"])
+        paths = list(args.paths)
+        if not paths and not flags.get("from_list"):
+            raise ConfigError("no documents given: pass files or folders, or --from-list FILE")
+        from .run import _check_paths, summarize
+        from .settings import build_settings
+
+        _check_paths(paths)
+        if flags.get("dry_run"):  # an estimate at the Batch API price; nothing is recorded or sent
+            summarize(build_settings(flags, os.environ, args.config), paths, batch=True)
+            return EXIT_OK
+        settings, ledger = batch_run.start(flags, paths, args.config)
+        report = batch_run.run_command(settings, ledger, wait=action == "run")
+    else:
+        overrides = {k: v for k, v in flags.items() if k not in ("out_dir", "json_output")}
+        settings, ledger = batch_run.reopen(args.out_dir, args.config, overrides=overrides)
+        if action == "status":
+            batch_run.status_command(settings, ledger, bool(args.json_output))
+            return EXIT_OK
+        if action == "cancel":
+            batch_run.cancel_command(settings, ledger)
+            return EXIT_OK
+        report = batch_run.run_command(settings, ledger, wait=bool(args.wait))
+    not_ok = report.failed - (report.flagged if settings.allow_flagged else 0)
+    if not_ok or (action == "run" and report.pending):
+        return EXIT_FAILED
+    return EXIT_OK
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -18,14 +18,16 @@ SummarizerError
 ├── BackendError           the model server or local model failed
 │   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
 │   │   └── RateLimited    429 with an optional Retry-After
-│   └── RequestRejected    400/404/422: retrying the same request cannot help
+│   ├── RequestRejected    400/404/422: retrying the same request cannot help
+│   └── BatchLineFailed    a batch line failed on the server more often than allowed
 ├── ExtractionError        the model answered, but not with a usable result
 │   ├── Refused            refusal or content filter
 │   ├── Truncated          finish_reason == "length" after the bigger budget
 │   └── InvalidAnswer      still invalid after the allowed re-asks
 ├── WorkerFailed           a worker process died or hit a bug; the run ends -> exit 1
 ├── BudgetReached          --max-cost / --max-tokens-total spent; the run stops -> exit 1
-└── NotStarted             the run stopped before this document's request went out (not recorded)
+├── NotStarted             the run stopped before this document's request went out (not recorded)
+└── AwaitingBatch          batch mode: the document's next request waits for a batch -> status pending
 
 Only the CLI turns these into exit codes; messages name the problem and the fix.
 """
@@ -170,3 +172,13 @@ class BudgetReached(SummarizerError):
 
 class NotStarted(SummarizerError):
     """The run stopped (auth, quota, budget) before this document's request was sent."""
+
+
+class BatchLineFailed(BackendError):
+    """A batch request line failed on the server (error file) more often than allowed."""
+
+
+class AwaitingBatch(SummarizerError):
+    """Batch mode: this document's next request was queued for a batch; it resumes when answered."""
+
+    status = "pending"

@@ -165,6 +165,7 @@ class LoopbackServer:
         self._rpm = rpm
         self._bucket = min(rpm / 60, 10.0) if rpm else 0.0
         self._bucket_at = time.monotonic()
+        self.batch: Any = None  # loopback_batch.enable_batches(): serves /v1/files and /v1/batches
         self._httpd = _Server(("127.0.0.1", port), self._handler_class())
         self._thread: threading.Thread | None = None
 
@@ -244,7 +245,20 @@ class LoopbackServer:
                 # client's delayed ACK add ~40 ms to every keep-alive answer.
                 self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
+            def _batch(self, method: str) -> bool:
+                if server.batch is None or not server.batch.owns(self.path):
+                    return False
+                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
+                self._send(*server.batch.handle(method, self.path, self.headers.get("content-type", ""), raw))
+                return True
+
+            def do_DELETE(self) -> None:
+                if not self._batch("DELETE"):
+                    self._send(404, b'{"error": {"message": "not found"}}')
+
             def do_GET(self) -> None:
+                if self._batch("GET"):
+                    return
                 if self.path.rstrip("/").endswith("/stats"):  # for benchmarks in another process
                     with server._lock:
                         stats = {"requests": len(server.requests), "rejected_429": server.rejected_429,
@@ -256,6 +270,8 @@ class LoopbackServer:
                     self._send(404, b'{"error": {"message": "not found"}}')
 
             def do_POST(self) -> None:
+                if self._batch("POST"):
+                    return
                 length = int(self.headers.get("content-length") or 0)
                 raw = self.rfile.read(length)
                 try:

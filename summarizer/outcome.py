@@ -27,6 +27,7 @@ class Status(StrEnum):
     NOT_TEXT = "not_text"
     TOO_LARGE = "too_large"
     NOT_STARTED = "not_started"  # the run stopped before this document started: not recorded
+    PENDING = "pending"  # batch mode: waits for a batch answer; not recorded until it ends
 
 
 OK_STATUSES = frozenset({Status.OK, Status.CACHED})
@@ -83,6 +84,7 @@ class RunReport:
     usage: Usage = field(default_factory=Usage)
     slowest: list[tuple[float, str]] = field(default_factory=list)
     failures: list[tuple[str, str, str]] = field(default_factory=list)  # path, status, reason
+    pending: int = 0  # batch mode: documents waiting for a batch answer (not in counts)
     stopped: str | None = None
     stop: type[BaseException] | None = None
     seconds: float = 0.0

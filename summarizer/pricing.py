@@ -23,6 +23,15 @@ def price_of(model: str, paid: bool = True) -> tuple[float, float] | None:
     return PRICES.get(model)
 
 
+# The Batch API bills half the list price.
+BATCH_DISCOUNT = 0.5
+
+
+def batch_price(price: tuple[float, float] | None) -> tuple[float, float] | None:
+    """The per-million prices of a model through the Batch API."""
+    return None if price is None else (price[0] * BATCH_DISCOUNT, price[1] * BATCH_DISCOUNT)
+
+
 def cost(usage: Usage, price: tuple[float, float]) -> float:
     """Estimated USD for this much usage."""
     return usage.prompt_tokens / 1e6 * price[0] + usage.completion_tokens / 1e6 * price[1]

@@ -17,7 +17,7 @@ from .errors import ConfigError
 from .inputs import STDIN, InputItem, iter_inputs, read_list
 from .observer import CliObserver
 from .outcome import OK_STATUSES, RETRY_STATUSES, RunReport
-from .pricing import Budget, cost, price_of
+from .pricing import Budget, batch_price, cost, price_of
 from .render import make_console, run_summary_renderable, safe
 from .settings import Settings
 from .store import latest_manifest, read_manifest
@@ -54,8 +54,8 @@ def _check_paths(paths: list[str]) -> None:
         raise ConfigError(f"no such file or folder: {shown}; check the path(s)")
 
 
-def summarize(settings: Settings, paths: list[str]) -> RunReport | None:
-    """Run the summarize command; None for --dry-run (nothing was sent)."""
+def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> RunReport | None:
+    """Run the summarize command; None for --dry-run (nothing was sent; batch: at the Batch API price)."""
     from .backends import capabilities_of, max_tokens, model_name
 
     schema = load_schema(settings.schema)
@@ -76,6 +76,9 @@ def summarize(settings: Settings, paths: list[str]) -> RunReport | None:
     capabilities = capabilities_of(settings)
     model = model_name(settings)
     price = price_of(model, capabilities.paid)
+    if batch:
+        price = batch_price(price)
+        model += " through the Batch API"
     if settings.dry_run:
         _dry_run(items(), total, settings, prompt, price, model)
         return None

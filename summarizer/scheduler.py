@@ -80,6 +80,9 @@ class Scheduler:
                 outcome = await self._dispatch(item)
                 if outcome.status == Status.NOT_STARTED:
                     continue
+                if outcome.status == Status.PENDING:  # batch mode: finished in a later round
+                    self.report.pending += 1
+                    continue
                 if outcome.status == Status.DEFERRED:
                     deferred.append(item)
                     continue

@@ -114,6 +114,13 @@ class Settings(BaseModel):
     max_chunk_chars: Int = Field(default=24_000, ge=1_000, le=10_000_000)
     max_doc_chars: Int = Field(default=5_000_000, ge=1, le=1_000_000_000)
     n_ctx: Int = Field(default=8192, ge=512, le=1_048_576)
+    # Batch mode (`summarizer batch ...`)
+    batch_poll: Num = Field(default=30.0, gt=0, le=3600)  # seconds between looks at the batches
+    batch_wait: Num = Field(default=90_000.0, gt=0)  # `batch run` gives up waiting after this many seconds
+    batch_max_requests: Int = Field(default=50_000, ge=1, le=50_000)  # per batch input file
+    batch_max_bytes: Int = Field(default=200_000_000, ge=10_000, le=200_000_000)  # per batch input file
+    batch_max_tokens: Int | None = Field(default=None, ge=1)  # the model's enqueued-token limit
+    batch_line_retries: Int = Field(default=3, ge=0, le=20)  # a line failed on the server is sent again
     # Inputs and outputs
     out_dir: Path = Path("outputs")
     cache_dir: Path | None = None

@@ -61,6 +61,68 @@ def estimate_tokens(request: CompletionRequest) -> int:
     return chars // 3 + request.max_tokens
 
 
+_FORMATS: dict[tuple[str, str], dict[str, Any]] = {}  # (schema id:sha256, mode) -> body part
+
+
+def format_body(schema: Any, mode: str) -> dict[str, Any]:
+    """The request-body part that carries the schema, built once per schema and mode."""
+    key = (schema.id + ":" + schema.sha256, mode)
+    body = _FORMATS.get(key)
+    if body is None:
+        if mode == "json_schema":
+            body = {"response_format": {"type": "json_schema", "json_schema": {
+                "name": schema.id, "schema": schema.json_schema, "strict": schema.strict}}}
+        elif mode == "json_object":
+            body = {"response_format": {"type": "json_object"}}
+        elif mode == "tools":
+            body = {
+                "tools": [{"type": "function", "function": {
+                    "name": schema.id, "description": f"Record the extracted {schema.id}.",
+                    "parameters": schema.json_schema, "strict": schema.strict}}],
+                "tool_choice": {"type": "function", "function": {"name": schema.id}},
+            }
+        else:
+            raise ValueError(f"unknown mode {mode!r}")
+        _FORMATS[key] = body
+    return body
+
+
+def request_body(request: CompletionRequest, model: str, mode: str) -> dict[str, Any]:
+    """The chat-completions body for a request in a mode (shared by the live and the batch backend)."""
+    messages = [dict(m) for m in request.messages]  # never mutate the caller's list
+    if mode == "json_object":
+        messages[0]["content"] = str(messages[0]["content"]) + schema_instruction(request)
+    return {
+        "model": model,
+        "messages": messages,
+        "max_tokens": request.max_tokens,
+        "temperature": request.temperature,
+        **format_body(request.schema, mode),
+    }
+
+
+def unpack_response(response: Any, mode: str, where: str) -> Completion:
+    """A Completion from a chat completion's JSON; any other shape is a TransientError."""
+    try:
+        choice = response["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        tool_calls = message.get("tool_calls")
+        if mode == "tools" and tool_calls:
+            content = tool_calls[0]["function"]["arguments"]
+        finish_reason = choice.get("finish_reason")
+        refusal = message.get("refusal")
+        reported = response.get("usage")
+    except (TypeError, KeyError, IndexError, AttributeError):
+        raise TransientError(f"the model server sent an answer that is not a chat completion ({where})") from None
+    if content is not None and not isinstance(content, str):
+        raise TransientError(f"the model server sent non-text content ({where})")
+    usage = Usage(requests=1)
+    if isinstance(reported, dict):
+        usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0), 1)
+    return Completion(content=content, finish_reason=finish_reason, refusal=refusal, usage=usage, mode=mode)
+
+
 class OpenAIBackend:
     """Chat completions with structured output, one retry layer (tenacity), modes with fallback."""
 
@@ -111,7 +173,6 @@ class OpenAIBackend:
         self._limiter = limiter or RateLimiter()
         # max_retries=0: tenacity below is the only retry layer, so attempts never multiply.
         self._client = AsyncOpenAI(api_key=api_key, base_url=base_url, timeout=timeout, max_retries=0)
-        self._formats: dict[tuple[str, str], dict[str, Any]] = {}
         # Anything with an int `.value` (shared memory when a run has worker processes): set to 1
         # once any backend of the run fell back, so that every other one skips json_schema too.
         self._fallback_memory = fallback_memory
@@ -177,44 +238,12 @@ class OpenAIBackend:
             self._fallback_memory.value = 1
         return await self._send(request, self.mode)
 
-    def _format_body(self, request: CompletionRequest, mode: str) -> dict[str, Any]:
-        """The request-body part that carries the schema, built once per schema and mode."""
-        key = (request.schema.id + ":" + request.schema.sha256, mode)
-        body = self._formats.get(key)
-        if body is None:
-            schema = request.schema
-            if mode == "json_schema":
-                body = {"response_format": {"type": "json_schema", "json_schema": {
-                    "name": schema.id, "schema": schema.json_schema, "strict": schema.strict}}}
-            elif mode == "json_object":
-                body = {"response_format": {"type": "json_object"}}
-            elif mode == "tools":
-                body = {
-                    "tools": [{"type": "function", "function": {
-                        "name": schema.id, "description": f"Record the extracted {schema.id}.",
-                        "parameters": schema.json_schema, "strict": schema.strict}}],
-                    "tool_choice": {"type": "function", "function": {"name": schema.id}},
-                }
-            else:
-                raise ValueError(f"unknown mode {mode!r}")
-            self._formats[key] = body
-        return body
-
     async def _send(self, request: CompletionRequest, mode: str) -> Completion:
         import openai
 
-        messages = [dict(m) for m in request.messages]  # never mutate the caller's list
-        if mode == "json_object":
-            messages[0]["content"] = str(messages[0]["content"]) + schema_instruction(request)
         estimated = estimate_tokens(request)
         await self._limiter.acquire(estimated)
-        body = {
-            "model": self.model,
-            "messages": messages,
-            "max_tokens": request.max_tokens,
-            "temperature": request.temperature,
-            **self._format_body(request, mode),
-        }
+        body = request_body(request, self.model, mode)
         try:
             # client.post (the SDK's documented route for raw bodies) rather than
             # chat.completions.create: create() re-walks every message against a union of
@@ -233,26 +262,10 @@ class OpenAIBackend:
 
     def _unpack(self, response: Any, mode: str, estimated: int) -> Completion:
         """A Completion from the answer's JSON; any shape other than a chat completion is transient."""
-        try:
-            choice = response["choices"][0]
-            message = choice.get("message") or {}
-            content = message.get("content")
-            tool_calls = message.get("tool_calls")
-            if mode == "tools" and tool_calls:
-                content = tool_calls[0]["function"]["arguments"]
-            finish_reason = choice.get("finish_reason")
-            refusal = message.get("refusal")
-            reported = response.get("usage")
-        except (TypeError, KeyError, IndexError, AttributeError):
-            raise TransientError(f"the model server sent an answer that is not a chat completion "
-                                 f"({self._where()})") from None
-        if content is not None and not isinstance(content, str):
-            raise TransientError(f"the model server sent non-text content ({self._where()})")
-        usage = Usage(requests=1)
-        if isinstance(reported, dict):
-            usage = Usage(int(reported.get("prompt_tokens") or 0), int(reported.get("completion_tokens") or 0), 1)
-            self._limiter.reconcile(estimated, usage.total_tokens)
-        return Completion(content=content, finish_reason=finish_reason, refusal=refusal, usage=usage, mode=mode)
+        completion = unpack_response(response, mode, self._where())
+        if isinstance(response.get("usage"), dict):
+            self._limiter.reconcile(estimated, completion.usage.total_tokens)
+        return completion
 
     def _status_error(self, exc: Any) -> Exception:
         status = exc.status_code
