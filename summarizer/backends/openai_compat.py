@@ -31,13 +31,12 @@ from ..ratelimit import RateLimiter
 from .base import Capabilities, Completion, CompletionRequest, Usage
 from .wire import (
     MAX_BODY_BYTES,
-    REDACTED,
     CappedClient,
+    Redactor,
     check_base_url,
     display_url,
     httpx,
     parse_json,
-    secret_pattern,
     secret_values,
 )
 
@@ -177,7 +176,7 @@ class OpenAIBackend:
         # What runs write into outputs and cache keys: the base URL with secret query values redacted.
         self.display_url = display_url(base_url)
         self.base_url = self.display_url
-        self._secrets = secret_pattern(secret_values(api_key, base_url))
+        self._redactor = Redactor(secret_values(api_key, base_url))
         self._auto = mode == "auto"
         self.mode = "json_schema" if self._auto else mode
         self._timeout = timeout
@@ -200,7 +199,7 @@ class OpenAIBackend:
 
     def redact(self, text: str) -> str:
         """The text with the key (as is, URL-encoded or JSON-escaped) replaced by [redacted]."""
-        return self._secrets.sub(REDACTED, text) if self._secrets is not None and text else text
+        return self._redactor(text)
 
     async def probe(self) -> None:
         """Stop before a run if the server is down, refuses the key or does not serve the model.
