@@ -470,8 +470,11 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     parser.add_argument("--rpm", type=float, default=None, help="answer 429 beyond this many requests per minute")
     parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that get a random fault")
+    parser.add_argument("--hostile-rate", type=float, default=0.0,
+                        help="share of requests that get a random HOSTILE answer (seeded)")
     args = parser.parse_args()
-    server = LoopbackServer(latency=args.latency, rpm=args.rpm, fault_rate=args.fault_rate, port=args.port)
+    server = LoopbackServer(latency=args.latency, rpm=args.rpm, fault_rate=args.fault_rate,
+                            hostile_rate=args.hostile_rate, port=args.port)
     print(server.url, flush=True)
     try:
         server._httpd.serve_forever(poll_interval=0.1)
