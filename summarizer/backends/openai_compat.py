@@ -210,6 +210,8 @@ class OpenAIBackend:
             ids = await self._model_ids()
         except (_ConnectFailed, _TimedOut) as exc:
             raise ServerUnreachable(f"{exc}: start the server or fix --base-url, then re-run") from exc
+        except UnknownModel:
+            return  # a 404 for GET /models whose words mention a model: no listing, not a verdict
         except RunStopper:
             raise
         except BackendError:
