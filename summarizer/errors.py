@@ -13,12 +13,16 @@ SummarizerError
 ├── RunStopper             nothing else in the run can succeed: it stops, finished work kept -> exit 2
 │   ├── AuthError          401/403 (also a BackendError)
 │   ├── QuotaExhausted     429 whose body says the quota is used up (also a BackendError)
+│   ├── UnknownModel       the server does not serve the configured model (also a BackendError)
+│   ├── ServerUnreachable  no connection to the server, even after the retries (also a BackendError)
 │   ├── BackendMissing     the optional local backend is not installed (also a ConfigError)
 │   └── OutputUnwritable   an output, manifest or cache write failed (disk full, read-only folder)
 ├── BackendError           the model server or local model failed
 │   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
-│   │   └── RateLimited    429 with an optional Retry-After
-│   ├── RequestRejected    400/404/422: retrying the same request cannot help
+│   │   ├── RateLimited    429 with an optional Retry-After
+│   │   └── MalformedResponse  an answer that cannot be read (not JSON, too deep, not UTF-8...)
+│   │       └── ResponseTooLarge  the body passed the size cap (on the wire or inflated)
+│   ├── RequestRejected    400/404/422, redirects: retrying the same request cannot help
 │   └── BatchLineFailed    a batch line failed on the server more often than allowed
 ├── ExtractionError        the model answered, but not with a usable result
 │   ├── Refused            refusal or content filter
@@ -107,6 +111,14 @@ class RateLimited(TransientError):
         self.retry_after = retry_after
 
 
+class MalformedResponse(TransientError):
+    """The server's answer cannot be read: not JSON, nested too deeply, not UTF-8, wrong shape."""
+
+
+class ResponseTooLarge(MalformedResponse):
+    """The answer's body passed the size cap, counted on the wire or after inflating it."""
+
+
 class RequestRejected(BackendError):
     """The server rejected the request itself (400, 404, 422)."""
 
@@ -129,6 +141,14 @@ class AuthError(RunStopper, BackendError):
 
 class QuotaExhausted(RunStopper, BackendError):
     """The account has no quota left (429 with insufficient_quota)."""
+
+
+class UnknownModel(RunStopper, BackendError):
+    """The server does not serve the configured model (not listed, or 404 model_not_found)."""
+
+
+class ServerUnreachable(RunStopper, BackendError):
+    """No connection to the model server could be made, even after the retries."""
 
 
 class BackendMissing(RunStopper, ConfigError):

@@ -17,7 +17,11 @@ from .errors import InvalidAnswer, Refused, Truncated
 # A check returns the problems it found in a validated result; empty means fine.
 Check = Callable[[BaseModel], list[str]]
 
-_FENCE = re.compile(r"^\s*```[A-Za-z0-9_-]*\s*\n?(.*?)\n?\s*```\s*$", re.S)
+# Only the opening fence is matched by a pattern, anchored and linear: a lazy pattern over the
+# whole answer backtracks for minutes on a fence followed by a few thousand spaces.
+_OPENING_FENCE = re.compile(r"```[A-Za-z0-9_-]*")
+# A bad answer is quoted back to the model at most this long, and so is the list of its problems.
+REASK_EXCERPT_CHARS = 4_000
 
 
 @dataclass(frozen=True)
@@ -54,8 +58,19 @@ def build_messages(prompt: PromptSpec, text: str, boundary: str | None = None,
 
 def strip_fences(content: str) -> str:
     """Remove a Markdown code fence around a JSON answer, if there is one."""
-    match = _FENCE.match(content)
-    return match.group(1) if match else content.strip()
+    text = content.strip()
+    if len(text) < 6 or not (text.startswith("```") and text.endswith("```")):
+        return text
+    opening = _OPENING_FENCE.match(text)
+    end = opening.end() if opening else 3
+    return text[end:-3].strip() if end <= len(text) - 3 else ""
+
+
+def excerpt(text: str, limit: int = REASK_EXCERPT_CHARS) -> str:
+    """The text, or its first `limit` characters and a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}\n[... {len(text) - limit} more characters cut]"
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -112,6 +127,7 @@ async def extract(
         problem = _problems(raw, schema, check)
         if isinstance(problem, BaseModel):
             return Extraction(problem, raw, attempts, usage, completion.mode)
+        problem = excerpt(problem)
         if reasks >= max_reasks:
             raise InvalidAnswer(
                 f"the answer was still invalid after {reasks} re-ask(s):\n{problem}", raw="\n---\n".join(raws),
@@ -120,7 +136,7 @@ async def extract(
         reasks += 1
         messages = [
             *messages,
-            {"role": "assistant", "content": raw},
+            {"role": "assistant", "content": excerpt(raw)},  # a huge bad answer is not sent back whole
             {
                 "role": "user",
                 "content": "Your answer was not valid:\n"

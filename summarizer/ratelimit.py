@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import multiprocessing
 import time
 from collections.abc import Awaitable, Callable, MutableSequence
@@ -12,6 +13,8 @@ from typing import Any
 # Slots of the limiter's state: GCRA-style timelines where each request (or estimated token)
 # reserves 60/per_minute seconds, and the end of the last 429's pause.
 _REQUESTS, _TOKENS, _PAUSED = 0, 1, 2
+# No request books more than one minute of a timeline (a request above --tpm counts as --tpm).
+MAX_BOOKING = 60.0
 
 
 class RateLimiter:
@@ -19,6 +22,10 @@ class RateLimiter:
 
     With shared=True the state lives in shared memory, so the worker processes of one run
     (forked after this is made) draw on one budget and all pause on any one's 429.
+
+    The wait it imposes is bounded: a request waits for the current pause (which callers keep to
+    --max-retry-wait) plus at most `max_booking` seconds for itself and for each request booked
+    ahead of it, whatever token figures it is given.
     """
 
     def __init__(
@@ -29,7 +36,9 @@ class RateLimiter:
         shared: bool = False,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_booking: float = MAX_BOOKING,
     ) -> None:
+        self.max_booking = max_booking
         self._request_interval = 60.0 / rpm if rpm else None
         self._token_interval = 60.0 / tpm if tpm else None
         self._clock = clock  # time.monotonic is one clock for every process on the machine
@@ -67,17 +76,26 @@ class RateLimiter:
         if interval is None:
             return now
         start = max(now, self._state[slot])
-        self._state[slot] = start + cost * interval
+        self._state[slot] = start + self._booking(cost, interval)
         return start
+
+    def _booking(self, cost: float, interval: float) -> float:
+        # NaN, negative or absurd figures book nothing or at most max_booking, never "for ever".
+        seconds = cost * interval
+        return min(seconds, self.max_booking) if seconds > 0 else 0.0
 
     def reconcile(self, estimated_tokens: int, actual_tokens: int) -> None:
         """Correct the token timeline once the server reports what a request really used."""
         if self._token_interval is not None:
+            interval = self._token_interval
+            correction = self._booking(actual_tokens, interval) - self._booking(estimated_tokens, interval)
             with self._guard:
-                self._state[_TOKENS] += (actual_tokens - estimated_tokens) * self._token_interval
+                self._state[_TOKENS] += correction
 
     def pause(self, seconds: float) -> None:
-        """Hold every request of the run for this long (a 429's Retry-After)."""
+        """Hold every request of the run for this long (a 429's Retry-After, capped by the caller)."""
+        if not math.isfinite(seconds) or seconds <= 0:
+            return  # an unreadable hint pauses no one; an infinite one must not pause for ever
         until = self._clock() + seconds
         with self._guard:
             if until > self._state[_PAUSED]:

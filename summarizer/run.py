@@ -137,7 +137,7 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
 
     async def go() -> RunReport:
         try:
-            if capabilities.remote and total > PROBE_ABOVE and hasattr(backend, "probe"):
+            if capabilities.remote and total > PROBE_ABOVE:
                 await backend.probe()  # a dead server, unknown model or bad key stops here, not per document
             return await scheduler.run(items(), total)
         finally:

@@ -54,11 +54,16 @@ class Backend(Protocol):
     """Anything that can answer a CompletionRequest; tests plug in fakes."""
 
     model: str
-    base_url: str | None
+    base_url: str | None  # as written into outputs: never with a secret in it
     capabilities: Capabilities
 
     async def complete(self, request: CompletionRequest) -> Completion:
         """Send one request (retrying transient failures) and return the answer."""
+        ...
+
+    async def probe(self) -> None:
+        """Before a run: raise a RunStopper if no request could succeed (server down, key refused,
+        model not served); return quietly when in doubt."""
         ...
 
     async def aclose(self) -> None:
