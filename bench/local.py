@@ -1,10 +1,14 @@
 """Embedded model on the seeds: tokens and seconds per document, and the tool's overhead over bare llama-cpp.
 
 Each document goes once through pipeline.extract (max_reasks=0) with LocalBackend, and the very
-requests it sent are replayed with a bare Llama.create_chat_completion on the same Llama instance,
-with the same grammar, at temperature 0: both generate the same tokens, so the time difference is
-the tool's own cost (event loop, worker thread, lock, prompt building, validation). The KV cache
-is reset before each side, so the bare call does not profit from the prompt the tool just ran.
+requests it sent are replayed with a bare Llama.create_chat_completion on the same Llama instance
+at temperature 0. What the two sides share, exactly: the messages and the prepared JSON Schema
+(the tool's bounds for this model). The bare side turns that schema into a grammar with
+llama-cpp-python's own `LlamaGrammar.from_json_schema`, not with the tool's code (which also
+forbids raw control characters inside strings), so "same tokens" is measured, not built in; the
+time difference is the tool's own cost (event loop, worker thread, lock, prompt building,
+validation, grammar checks). The KV cache is reset before each side, so the bare call does not
+profit from the prompt the tool just ran.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from _common import ROOT
 
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.base import Completion, CompletionRequest
-from summarizer.backends.local import LocalBackend, compile_grammar
+from summarizer.backends.local import LocalBackend
 from summarizer.grammar import link_schema
 from summarizer.errors import ExtractionError
 from summarizer.pipeline import extract
@@ -81,7 +85,7 @@ def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat
             except json.JSONDecodeError:
                 linked = None
             if linked is not None:
-                second = LlamaGrammar.from_string(compile_grammar(llama, "article", linked))
+                second = LlamaGrammar.from_json_schema(json.dumps(linked), verbose=False)
                 answer = llama.create_chat_completion(
                     messages=list(r.messages), grammar=second, max_tokens=r.max_tokens,
                     temperature=0.0, repeat_penalty=repeat_penalty,
@@ -103,7 +107,7 @@ def main() -> None:
 
     schema = load_schema("article")
     prepared, links = backend.prepared_schema(schema), dict(schema.traits.links)
-    grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, prepared))
+    grammar = LlamaGrammar.from_json_schema(json.dumps(prepared), verbose=False)
     # Warm both paths (thread pool, grammar cache, first allocations) outside the timings.
     warm = Recorder(backend)
     loop = asyncio.new_event_loop()  # one loop for the whole run, as in the CLI

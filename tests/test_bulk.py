@@ -19,28 +19,7 @@ import pytest
 
 from summarizer.loopback import LoopbackServer, Reply, canned_responder
 
-from .conftest import ROOT
-
-BODY = (ROOT / "seeds" / "002_58b7a0a3b69e6006.txt").read_text()[:400]
-
-
-def make_docs(folder: Path, count: int) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        (folder / f"doc{i:03d}.txt").write_text(f"Document {i}.\n{BODY}")
-    return folder
-
-
-def doc_number(request) -> int:
-    """Which document a recorded request was about."""
-    return int(re.search(r"Document (\d+)\.", request.body["messages"][1]["content"]).group(1))
-
-
-def fast_config(tmp_path: Path, **extra) -> Path:
-    config = tmp_path / "fast.toml"
-    lines = ["backoff = 0.01", *(f"{k} = {v!r}" if isinstance(v, str) else f"{k} = {v}" for k, v in extra.items())]
-    config.write_text("\n".join(lines) + "\n")
-    return config
+from .helpers import BODY, doc_number, fast_config, interrupt_then_rerun, make_docs
 
 
 def test_folder_run_is_recursive_skips_hidden_files_and_honours_globs(cli, server, tmp_path):
@@ -183,46 +162,6 @@ def test_max_cost_needs_a_known_price(cli, server, tmp_path):
     assert result.code == 2 and "--max-tokens-total" in result.stderr
 
 
-@dataclass
-class Interrupted:
-    """What an interrupted run left, and what the re-run of the same command sent again."""
-
-    code: int
-    stderr: str
-    finished: set[int]
-    resent: list[int]
-    out: Path
-
-
-def interrupt_then_rerun(tmp_path: Path, workers: str, count: int, interrupt, *, latency: float,
-                         concurrency: str, wait_for: int) -> Interrupted:
-    """Start a run in its own process group, interrupt it once `wait_for` outputs exist, run it again."""
-    docs = make_docs(tmp_path / "docs", count)
-    out = tmp_path / "out"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
-    with LoopbackServer(latency=latency) as server:
-        cmd = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
-               "--out", str(out), "--concurrency", concurrency, "--workers", workers, "--quiet"]
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-                                start_new_session=True)
-        deadline = time.monotonic() + 30
-        while len(list(out.glob("doc*.json"))) < wait_for and time.monotonic() < deadline:
-            time.sleep(0.02)
-        interrupt(proc)
-        _, stderr = proc.communicate(timeout=15)
-        assert _workers_gone(cmd), "a worker process outlived the interrupted run"
-        finished = {int(p.stem[3:]) for p in out.glob("doc*.json")}
-        assert wait_for <= len(finished) < count
-        assert not list(out.glob(".*.tmp")), "a half-written output survived"
-        first_run = len(server.requests)
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
-        assert done.returncode == 0, done.stderr
-        resent = [doc_number(r) for r in server.requests[first_run:]]
-    assert not finished & set(resent), "a finished document was sent again"
-    assert {int(p.stem[3:]) for p in out.glob("doc*.json")} == set(range(count))
-    return Interrupted(proc.returncode, stderr, finished, resent, out)
-
-
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_resume_after_kill_9_sends_only_unfinished_documents(tmp_path, workers):
     result = interrupt_then_rerun(tmp_path, workers, 30, lambda proc: proc.send_signal(signal.SIGKILL),
@@ -247,26 +186,6 @@ def test_summarizing_the_current_folder_skips_its_own_outputs_and_cache(cli, ser
         assert cli("summarize", ".", "--base-url", server.url).code == 0
     assert sorted(doc_number(r) for r in server.requests) == [0, 1]
     assert not (tmp_path / "outputs" / "outputs").exists()
-
-
-
-def _workers_gone(cmd: list[str], timeout: float = 10) -> bool:
-    """True once no live process runs `cmd` (forked workers keep their parent's command line)."""
-    wanted = "\0".join(cmd) + "\0"
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        alive = []
-        for proc_dir in Path("/proc").glob("[0-9]*"):
-            try:
-                state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if state != "Z" and (proc_dir / "cmdline").read_text(errors="replace") == wanted:
-                    alive.append(proc_dir.name)
-            except OSError:
-                continue
-        if not alive:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 

@@ -16,8 +16,8 @@ from summarizer.checks import failures
 from summarizer.documents import Document
 from summarizer.loopback import Reply
 from summarizer.schemas.article import Article
+from .helpers import SEEDS
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 TODAY = date(2025, 1, 1)
 ENGLISH_SUMMARY = ("CATL signed a strategic cooperation agreement with the city government. "
                    "The partners will work together on batteries, energy storage and electric transport.")

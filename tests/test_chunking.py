@@ -18,8 +18,8 @@ from summarizer.documents import load_document
 from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply, canned_responder
 from summarizer.settings import Settings
 from summarizer.store import latest_manifest, read_manifest
+from .helpers import SEEDS
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 _DOCUMENT = re.compile(r"<<<(?:ARTICLE|DOCUMENT) ([0-9a-f]+)>>>\n(.*)\n<<<END \1>>>\s*$", re.S)
 
 

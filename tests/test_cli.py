@@ -9,7 +9,7 @@ import pytest
 from summarizer.artifacts import load_schema
 from summarizer.loopback import SAMPLE_ARTICLE, LoopbackServer, Reply
 
-from .conftest import SEEDS
+from .helpers import SEEDS
 from .fakes import article
 
 SEED = SEEDS / "002_58b7a0a3b69e6006.txt"

@@ -12,8 +12,8 @@ import pytest
 from summarizer.documents import clean_text, decode, html_to_text, load_document
 from summarizer.errors import EmptyDocument, NotTextDocument
 from summarizer.loopback import LoopbackServer
+from .helpers import SEEDS
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 RUSSIAN = (SEEDS / "000_f5657d2c5e6c31f2.txt").read_text("utf-8").strip()
 PORTUGUESE = (SEEDS / "003_912c44fa5303de8d.txt").read_text("utf-8").strip()
 RUSSIAN_PARAGRAPH = RUSSIAN.split("\n")[0]

@@ -36,7 +36,7 @@ from summarizer.loopback import HOSTILE, HOSTILE_FAILS, LoopbackServer, Reply, h
 from summarizer.pipeline import build_messages
 from summarizer.ratelimit import RateLimiter
 
-from .test_bulk import doc_number, fast_config, make_docs
+from .helpers import doc_number, fast_config, make_docs
 
 KEY = "sk-MARK/ER+7f3a 9c0d5e="  # with characters that URL-encoding and JSON escapes change
 KEY_FORMS = (KEY, quote(KEY, safe=""), quote(KEY), "".join(f"\\u{ord(c):04x}" for c in KEY))

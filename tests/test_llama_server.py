@@ -20,7 +20,7 @@ from summarizer.backends.base import CompletionRequest
 from summarizer.backends.local import default_model_path
 from summarizer.backends.openai_compat import OpenAIBackend
 
-from .test_local_backend import NOTE, NOTE_MESSAGES, Note
+from .helpers import NOTE, NOTE_MESSAGES, Note
 
 pytestmark = pytest.mark.model
 

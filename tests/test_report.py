@@ -21,8 +21,8 @@ from summarizer.report_entities import merge_entities
 from summarizer.report_formats import md_cell
 from summarizer.report_model import CHECK_COLUMNS, META_COLUMNS
 from summarizer.schemas.article import Article
+from .helpers import SEEDS
 
-SEEDS = Path(__file__).resolve().parent.parent / "seeds"
 MALICIOUS_TITLE = "<script>alert(1)</script> | pipe"
 
 
