@@ -99,7 +99,9 @@ def _shaping(flags: dict[str, Any]) -> dict[str, Any]:
 
 
 def _checked(settings: Settings, paths: list[str]) -> Settings:
-    if settings.resolved_backend != "openai":
+    from .backends import capabilities_of
+
+    if not capabilities_of(settings).batch_api:
         raise ConfigError("batch mode needs the OpenAI Batch API: set OPENAI_API_KEY (or --base-url for a "
                           "server that has /v1/batches)")
     for name, flag in _UNSUPPORTED.items():
@@ -234,7 +236,7 @@ class BatchJob:
 
         s = self.settings
         backend = BatchBackend(self.ledger, model=self.model, base_url=s.base_url, mode=s.mode)
-        spec = RunSpec(s, self.schema, self.prompt, "openai", self.capabilities, self.max_tokens)
+        spec = RunSpec(s, self.schema, self.prompt, s.resolved_backend, self.capabilities, self.max_tokens)
         cache = Cache(s.cache_dir, warn=self.warn) if s.use_cache and s.cache_dir else None
         control = RunControl()
         gate = RequestGate(backend, spec.request_slots, control.may_send, control.spend)

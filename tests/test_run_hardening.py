@@ -221,3 +221,41 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_same_command_resumes(tmp_path
         # Only what was not finished (plus at most the one document the full disk interrupted) is sent again.
         assert len(server.requests) - sent_before <= 30 - len(finished) + 1
     assert len(list(out.glob("doc*.json"))) == 30
+
+
+def test_a_cache_folder_that_cannot_be_created_is_a_usage_error(cli, server, tmp_path):
+    (tmp_path / "cache").write_text("a file where the cache folder should be")
+    make_docs(tmp_path / "docs", 1, STORY)
+    result = cli("summarize", tmp_path / "docs", "--base-url", server.url, "--cache-dir", tmp_path / "cache",
+                 "--out", tmp_path / "out")
+    assert result.code == 2 and "cache folder" in result.stderr and "--no-cache" in result.stderr
+    assert "internal error" not in result.stderr and server.requests == []
+
+
+def test_an_interrupted_long_document_keeps_its_finished_chunks(cli, tmp_path, monkeypatch):
+    from summarizer.loopback import Reply, sample_answer
+
+    long_text = "\n\n".join(f"Paragraph {i}. " + STORY for i in range(60))  # about 36,000 characters
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "long.txt").write_text(long_text)
+
+    refuse_digest = [True]
+
+    def answer(request):
+        document = request["messages"][1]["content"]
+        if refuse_digest[0] and "Part 1 of " in document:  # the summary over the chunks' summaries
+            return Reply.error(400, "the digest request is refused this time")
+        return Reply.json(sample_answer(request))
+
+    monkeypatch.setenv("SUMMARIZER_MAX_CHUNK_CHARS", "12000")  # a run option from the environment
+    with LoopbackServer(answer) as server:
+        args = ("summarize", tmp_path / "docs", "--out", tmp_path / "out", "--base-url", server.url)
+        first = cli(*args)
+        chunks = sum("Part 1 of " not in r.body["messages"][1]["content"] for r in server.requests)
+        assert first.code == 1 and chunks >= 3
+        refuse_digest[0] = False
+        before = len(server.requests)
+        second = cli(*args)
+        sent = [r.body["messages"][1]["content"] for r in server.requests[before:]]
+    assert second.code == 0, second.stderr
+    assert len(sent) == 1 and "Part 1 of " in sent[0]  # only the digest: every chunk came from the cache

@@ -48,6 +48,7 @@ class Capabilities:
     paid: bool = True  # requests cost money (list prices apply); False: runs on this machine
     remote: bool = True  # talks to a server (worth a probe before a big run)
     quality_note: str | None = None  # said once per run on stderr (e.g. a tiny model's limits)
+    batch_api: bool = False  # the server may offer /v1/files and /v1/batches (summarizer batch)
 
 
 class Backend(Protocol):

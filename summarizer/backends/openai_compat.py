@@ -202,7 +202,7 @@ class OpenAIBackend:
     cap (on the wire and inflated), strict JSON, believable usage; the key never leaves unredacted.
     """
 
-    capabilities = Capabilities(default_model="gpt-4o-mini")
+    capabilities = Capabilities(default_model="gpt-4o-mini", batch_api=True)
 
     @classmethod
     def from_settings(cls, settings: Any, *, limiter: RateLimiter | None = None,
