@@ -39,9 +39,9 @@ def summary_line(report: Report) -> str:
     """One line of counts shown at the top of every report."""
     rows = report.rows
     passed = sum(1 for r in rows if r.checks == "passed")
-    failed = sum(1 for r in rows if r.checks == "failed")
+    flagged = sum(1 for r in rows if r.flagged)
     entities = "".join(f" · {len(s.groups)} {s.title.lower()}" for s in report.entities)
-    return (f"{len(rows)} document(s) · {passed} passed all checks · {failed} failed some check · "
+    return (f"{len(rows)} document(s) · {passed} passed all checks · {flagged} flagged (failed some check) · "
             f"{len(report.unsupported)} unsupported fact(s){entities}")
 
 

@@ -120,11 +120,12 @@ SEED_RESULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def envelope(result: dict[str, Any], source: str, checks: dict[str, Any] | None = None) -> dict[str, Any]:
+def envelope(result: dict[str, Any], source: str, checks: dict[str, Any] | None = None,
+             text: str | None = None) -> dict[str, Any]:
     """An output document as the runner writes it (see Runner._envelope)."""
     return {
         "document": {"path": source, "sha256": "0" * 64, "chars": 1000, "encoding": "utf-8", "format": "text",
-                     "chunks": 1},
+                     "chunks": 1, **({"text": text} if text is not None else {})},
         "schema": {"id": "article", "version": "1"},
         "prompt": {"id": "article", "version": "1", "sha256": "0" * 64},
         "model": {"name": "test-model", "base_url": None, "backend": "openai", "mode": "json_schema"},
@@ -146,7 +147,8 @@ def write_seed_outputs(folder: Path) -> list[Path]:
         checks = run_checks(Article.model_validate(result), document)
         path = folder / f"{stem}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks), ensure_ascii=False), "utf-8")
+        path.write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks, document.text), ensure_ascii=False),
+                        "utf-8")
         paths.append(path)
     return paths
 
@@ -233,7 +235,12 @@ def test_html_is_one_self_contained_page(cli: Any, outputs: Path, tmp_path: Path
     assert run.stdout == ""  # the report went to the file
     page = target.read_text("utf-8")
     assert page.startswith("<!doctype html>")
-    assert "<style>" in page and "<script" not in page
+    assert "<style>" in page
+    # One inline script, allowed by its hash; nothing else may run.
+    assert page.count("<script") == 1
+    script = page.split("<script>")[1].split("</script>")[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
     for result in SEED_RESULTS.values():
         assert result["title"] in page and result["summary"].replace("&", "&amp;") in page
@@ -250,14 +257,23 @@ def malicious_outputs(folder: Path) -> None:
                                                 "value": "<img src=x onerror=alert(2)>"}],
               "failures": [unsupported_sentence("organizations[1].name_original", "<img src=x onerror=alert(2)>"),
                            "summary is <b>bad</b>"]}
+    # The source text is hostile too, and an anchor points into its markup.
+    text = "Intro </pre><script>alert(3)</script> <b onclick=x>CATL</b> \"quoted\" & more"
+    start = text.index("<script>")
+    checks["evidence"] = [{"path": "organizations[0].name_original", "value": "<script>alert(3)</script>",
+                           "anchor": {"start": start, "end": start + 25, "match": "exact", "score": 1.0,
+                                      "source": text[start:start + 25], "count": 1, "accents_ignored": False}}]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "evil.json").write_text(json.dumps(envelope(result, "evil.txt", checks)), "utf-8")
+    (folder / "evil.json").write_text(json.dumps(envelope(result, "evil.txt", checks, text)), "utf-8")
 
 
 def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
     malicious_outputs(tmp_path / "out")
     page = cli("report", tmp_path / "out", "--format", "html").stdout
-    assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
+    assert page.count("<script") == 1  # the report's own script; no value became an element
+    assert "<script>alert" not in page and "<img" not in page and "<b>bad" not in page and "<b onclick" not in page
+    assert "</pre><script>" not in page
+    assert '>&lt;script&gt;alert(3)&lt;/script&gt;</mark>' in page  # highlighted, as text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page  # no script could run anyway
