@@ -65,6 +65,7 @@ body:has(#only-flagged:checked) article.doc:not(.flagged) { display: none; }
 article.doc { border: 1px solid var(--line); border-radius: 8px; padding: 14px 18px; margin: 14px 0; }
 article.doc.flagged { border-left: 4px solid var(--bad); }
 article.doc > header .path { display: block; margin-top: 2px; }
+.evidence h4:first-child { margin-top: 4px; }
 .evidence { display: grid; grid-template-columns: minmax(0, 3fr) minmax(260px, 2fr); gap: 24px; margin-top: 8px; }
 @media (max-width: 800px) { .evidence { grid-template-columns: 1fr; } }
 details > summary { cursor: pointer; color: var(--muted); font-size: 13px; margin-bottom: 6px; }

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import struct
 import subprocess
 import tempfile
 import zlib
+from collections import Counter
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ import pytest
 
 from summarizer.checks import run_checks
 from summarizer.documents import load_document
+from summarizer.report_html_assets import CSS
 from summarizer.schemas.article import Article
 from tests.test_report import SEED_RESULTS, article, org, signed
 
@@ -130,27 +133,50 @@ def png_size(path: Path) -> tuple[int, int]:
     return width, height
 
 
-def first_row_pixel(path: Path, x: int) -> tuple[int, int, int]:
-    """RGB of pixel (x, 0) of an 8-bit RGB or RGBA PNG (no imaging library needed)."""
+def png_pixels(path: Path) -> tuple[list[tuple[int, int, int]], Counter[tuple[int, int, int]]]:
+    """The first row's RGB pixels and every colour's pixel count of an 8-bit RGB(A) PNG (no imaging library)."""
     data = path.read_bytes()
-    pos, idat, color_type = 8, b"", 2
+    pos, idat, width, height, color_type = 8, b"", 0, 0, 2
     while pos < len(data):
         length, kind = struct.unpack(">I4s", data[pos:pos + 8])
         body = data[pos + 8:pos + 8 + length]
         if kind == b"IHDR":
+            width, height = struct.unpack(">II", body[:8])
             assert body[8] == 8, "expected 8 bits per channel"
             color_type = body[9]
         elif kind == b"IDAT":
             idat += body
         pos += 12 + length
     bpp = {2: 3, 6: 4}[color_type]
-    width = struct.unpack(">I", data[16:20])[0]
-    raw = zlib.decompressobj().decompress(idat, 1 + width * bpp)
-    kind, row = raw[0], bytearray(raw[1:1 + width * bpp])
-    for i in range(len(row)):  # the first row: the row above is all zeros
-        left = row[i - bpp] if i >= bpp else 0
-        row[i] = (row[i] + {0: 0, 1: left, 2: 0, 3: left // 2, 4: left}[kind]) & 0xFF
-    return tuple(row[x * bpp:x * bpp + 3])  # type: ignore[return-value]
+    stride, raw = width * bpp, zlib.decompress(idat)
+    previous, first, colors = bytearray(stride), [], Counter()
+    for y in range(height):  # undo each row's PNG filter (None, Sub, Up, Average, Paeth)
+        kind, row = raw[y * (stride + 1)], bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride) if kind else ():
+            a = row[i - bpp] if i >= bpp else 0
+            b, c = previous[i], (previous[i - bpp] if i >= bpp else 0)
+            if kind == 1:
+                row[i] = (row[i] + a) & 0xFF
+            elif kind == 2:
+                row[i] = (row[i] + b) & 0xFF
+            elif kind == 3:
+                row[i] = (row[i] + (a + b) // 2) & 0xFF
+            else:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                row[i] = (row[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 0xFF
+        pixels = [tuple(row[x:x + 3]) for x in range(0, stride, bpp)]
+        first = first or pixels
+        colors.update(pixels)
+        previous = row
+    return first, colors  # type: ignore[return-value]
+
+
+def css_color(selector: str) -> tuple[int, int, int]:
+    """The background colour the report's style sheet gives `selector`."""
+    value = re.search(re.escape(selector) + r" \{ background: #([0-9a-f]{6})", CSS)
+    assert value, selector
+    return tuple(bytes.fromhex(value.group(1)))  # type: ignore[return-value]
 
 
 def test_screenshot_script_renders_the_report(report_html: Path, tmp_path: Path) -> None:
@@ -161,9 +187,14 @@ def test_screenshot_script_renders_the_report(report_html: Path, tmp_path: Path)
     assert png_size(png) == (1280, 1400)
     # A blank page compresses to a few kilobytes; tables, text and colours do not.
     assert png.stat().st_size > 30_000
+    first_row, colors = png_pixels(png)
     # The page's own style sheet applied under its strict CSP: the body's grey, then the white page.
-    assert first_row_pixel(png, 2) == (0xF6, 0xF8, 0xFA)
-    assert first_row_pixel(png, 640) == (0xFF, 0xFF, 0xFF)
+    assert first_row[2] == (0xF6, 0xF8, 0xFA) and first_row[640] == (0xFF, 0xFF, 0xFF)
+    # The first document's source text is on screen with its spans highlighted: exact, normalized and
+    # fuzzy matches each in their colour (the legend alone has far fewer pixels of each), and the red
+    # of the value that is not in the source.
+    for selector in ("mark.exact", "mark.normalized", "mark.fuzzy", "mark.bad"):
+        assert colors[css_color(selector)] > 1500, selector
 
 
 def test_browser_dom_shows_every_title_as_text(report_html: Path) -> None:
