@@ -247,3 +247,30 @@ def test_screenshot_script_explains_a_missing_report(tmp_path: Path) -> None:
     done = subprocess.run(["bash", str(SCRIPT), str(tmp_path / "missing.html")], capture_output=True, text=True,
                           timeout=30)
     assert done.returncode == 2 and "usage:" in done.stderr
+
+
+def test_the_inline_script_sorts_and_filters_the_documents_table(report_html: Path, tmp_path: Path) -> None:
+    # A copy of the page with a driver script after the report's own (the CSP is taken out so the driver
+    # may run; that the report's script runs under the CSP is shown by the sort buttons above).
+    page = report_html.read_text("utf-8")
+    page = page.split('<meta http-equiv="Content-Security-Policy"')[0] + page.split('no-referrer">', 1)[1]
+    driver = """<script>
+      const buttons = document.querySelectorAll("#doc-table button.sort");
+      buttons[3].click();  // Language, ascending
+      document.body.dataset.sorted = Array.from(document.querySelectorAll("#doc-table tbody td:nth-child(4)"))
+        .map((td) => td.textContent).join(",");
+      buttons[3].click();  // descending
+      document.body.dataset.reversed = Array.from(document.querySelectorAll("#doc-table tbody td:nth-child(4)"))
+        .map((td) => td.textContent).join(",");
+      const filter = document.getElementById("doc-filter");
+      filter.value = "hong kong";
+      filter.dispatchEvent(new Event("input"));
+      document.body.dataset.shown = Array.from(document.querySelectorAll("#doc-table tbody tr"))
+        .filter((tr) => !tr.hidden).map((tr) => tr.cells[3].textContent).join(",");
+      document.body.dataset.count = document.getElementById("doc-count").textContent;
+    </script></body>"""
+    driven = tmp_path / "driven.html"
+    driven.write_text(page.replace("</body>", driver), "utf-8")
+    dom = dump_dom(driven)
+    assert 'data-sorted="pt,ru,zh"' in dom and 'data-reversed="zh,ru,pt"' in dom
+    assert 'data-shown="zh"' in dom and 'data-count="1 of 3 documents match"' in dom
