@@ -126,9 +126,9 @@ class _Page:
         """Unsupported values, supported values (each linked to its span), and the document's fields."""
         docs, parts = [row.document], []
         if evidence.unsupported:
-            parts.append(f"<h4>Not found in the source ({len(evidence.unsupported)})</h4>" + '<ul class="bad">' + "".join(
-                f'<li><mark class="bad">{_e(value)}</mark> <code>{_e(where)}</code></li>'
-                for where, value in evidence.unsupported) + "</ul>")
+            items = "".join(f'<li><mark class="bad">{_e(value)}</mark> <code>{_e(where)}</code></li>'
+                            for where, value in evidence.unsupported)
+            parts.append(f'<h4>Not found in the source ({len(evidence.unsupported)})</h4><ul class="bad">{items}</ul>')
         if evidence.supports:
             rows = []
             for s in evidence.supports:
@@ -158,7 +158,20 @@ class _Page:
                 f"<div>{self.aside(anchor, row, evidence)}</div></div></article>")
         return "\n".join(cards)
 
+    def records(self, section: Any) -> str:
+        """One table of the objects that hold links (a timeline when they carry a date)."""
+        rows = []
+        for r in section.records:
+            date = []
+            if section.dated:
+                said = f'<div class="muted">“{self.value(r.date_text, [r.document])}”</div>' if r.date_text else ""
+                date = [f'<td class="date">{_e(r.date)}{said}</td>']
+            rows.append(date + [self.values(r.values.get(c, []), [r.document]) for c in section.columns]
+                        + [self.link(r.document)])
+        return _table(record_headers(section), rows)
+
     def sections(self) -> list[tuple[str, str, str]]:
+        """(anchor, heading, content) of every section, in page order."""
         report = self.report
         sections = [("documents", "Documents", self.documents_table()),
                     ("evidence", "Documents and their evidence", self.cards())]
@@ -173,18 +186,15 @@ class _Page:
             tables = "".join("<div>" + _table([t.title, "Documents"], [[_e(term), f'<td class="num">{count}</td>']
                                                                         for term, count in t.rows]) + "</div>"
                              for t in report.terms)
-            sections.append(("terms", " and ".join(t.title for t in report.terms), f'<div class="columns">{tables}</div>'))
-        for n, section in enumerate(report.records, 1):
-            rows = [([f'<td class="date">{_e(r.date)}' + (f'<div class="muted">“{self.value(r.date_text, [r.document])}”'
-                                                          "</div>" if r.date_text else "") + "</td>"]
-                     if section.dated else [])
-                    + [self.values(r.values.get(c, []), [r.document]) for c in section.columns] + [self.link(r.document)]
-                    for r in section.records]
-            sections.append((f"records-{n}", section.title, _table(record_headers(section), rows)))
+            sections.append(("terms", " and ".join(t.title for t in report.terms),
+                             f'<div class="columns">{tables}</div>'))
+        sections += [(f"records-{n}", section.title, self.records(section))
+                     for n, section in enumerate(report.records, 1)]
         unsupported = [[self.link(doc), f"<code>{_e(where)}</code>", f'<mark class="bad">{_e(value)}</mark>']
                        for doc, where, value in report.unsupported]
-        sections.append(("unsupported", "Unsupported facts", '<p class="muted">Values the model gave as written in the '
-                         "source but that do not occur in it.</p>" + _table(["Document", "Field", "Value"], unsupported)))
+        sections.append(("unsupported", "Unsupported facts",
+                         '<p class="muted">Values the model gave as written in the source but that do not occur '
+                         "in it.</p>" + _table(["Document", "Field", "Value"], unsupported)))
         sections.append(("failed-checks", "Other failed checks",
                          _table(["Document", "Check"], [[self.link(doc), _e(failure)]
                                                         for doc, failure in report.failed_checks])))

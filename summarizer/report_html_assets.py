@@ -57,7 +57,8 @@ mark:target { outline: 2px solid #0969da; outline-offset: 1px; }
 .tools { display: flex; gap: 18px; align-items: center; flex-wrap: wrap; margin: 8px 0; font-size: 14px; }
 .tools input[type=search] { font: inherit; padding: 3px 8px; border: 1px solid var(--line); border-radius: 6px;
                             min-width: 260px; }
-button.sort { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer; color: inherit; }
+button.sort { font: inherit; font-weight: 600; background: none; border: 0; padding: 0; cursor: pointer;
+              color: inherit; }
 th[aria-sort=ascending] button.sort::after { content: " \\25b2"; font-size: 10px; }
 th[aria-sort=descending] button.sort::after { content: " \\25bc"; font-size: 10px; }
 body:has(#only-flagged:checked) #doc-table tbody tr:not(.flagged),
