@@ -60,13 +60,14 @@ class _Page:
         title = "not found in the source text: " + "; ".join(missing)
         return f'<mark class="bad" title="{_e(title)}">{_e(value)}</mark>'
 
-    def values(self, values: Any, documents: list[str]) -> str:
+    def values(self, values: Any, documents: list[str], *, inline: bool = False) -> str:
+        """Values as a bulleted list, or `; `-separated when `inline` (the dense documents table)."""
         items = values if isinstance(values, list) else [values]
         items = [v for v in items if clean(v)]
         if not items:
             return '<span class="muted">—</span>'
-        if len(items) == 1:
-            return self.value(items[0], documents)
+        if len(items) == 1 or inline:
+            return "; ".join(self.value(v, documents) for v in items)
         return '<ul class="cell">' + "".join(f"<li>{self.value(v, documents)}</li>" for v in items) + "</ul>"
 
     def link(self, label: str) -> str:
@@ -89,9 +90,9 @@ class _Page:
             rows.append([
                 f'<td data-sort="{_e(row.title)}"><a href="#doc-{i + 1}"><strong>{self.value(row.title or "—", docs)}'
                 f'</strong></a><p class="summary">{_e(row.summary)}</p></td>',
-                *(self.values(v, docs) for v in overview_values(report, row)),
+                *(self.values(v, docs, inline=True) for v in overview_values(report, row)),
                 f'<td data-sort="{STATUS.get(row.checks, STATUS["not run"])[0]}">{self.badge(row)}</td>',
-                f'<td data-sort="{len(unsupported):06d}">' + self.values(unsupported, docs) + "</td>",
+                f'<td data-sort="{len(unsupported):06d}">' + self.values(unsupported, docs, inline=True) + "</td>",
                 f'<span class="path">{_e(row.document)}</span>',
             ])
             attrs.append(f' class="{"flagged" if row.flagged else "ok"}"')

@@ -23,6 +23,7 @@ h4 { font-size: 13px; margin: 14px 0 4px; color: var(--muted); text-transform: u
 .path { font-size: 12px; font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; word-break: break-all; }
 code { font-size: 12px; font-family: ui-monospace, "SFMono-Regular", Menlo, monospace; color: var(--muted); }
 .summary { margin: 2px 0 4px; max-width: 75ch; }
+#doc-table td:first-child { width: 36%; }
 #doc-table .summary { font-size: 13px; color: var(--muted); display: -webkit-box; -webkit-box-orient: vertical;
                       -webkit-line-clamp: 2; overflow: hidden; }
 nav { margin: 10px 0 0; }
