@@ -3,7 +3,10 @@
 Sections, in every format but CSV and JSON Lines: documents (title, first date, link fields,
 language, checks), summaries, one table per entity list, counted terms, the objects holding
 links (a timeline when dated), unsupported facts, other failed checks. Headings and columns come
-from the schema traits the documents carry. Every value goes through report_text.clean.
+from the schema traits the documents carry. Every value goes through report_text.clean. In
+Markdown and the terminal, a value the checks found nowhere in its document's source is followed
+by ⚠ in the documents and entity tables (Markdown: records too, and each summary lists its
+document's unsupported values); a document whose checks failed reads `flagged`, its run status.
 
 CSV: one row per document. Columns: document, output, schema, title, summary, language, then one
 column per field the documents' traits name (entity lists by their key, e.g. `companies`; link
