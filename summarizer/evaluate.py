@@ -39,6 +39,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from .errors import ConfigError
+from .evaluate_trust import DocumentTrust, RunStatuses, document_trust, find_manifests, trust_totals
 from .report_load import OutputDocument, load_outputs, print_loading, read_json_file
 from .report_text import alias_key
 
@@ -126,6 +127,7 @@ class DocumentScore:
     language: bool
     missed: list[str]
     extra: list[str]
+    trust: DocumentTrust
 
 
 def load_gold(path: Path) -> GoldFile:
@@ -174,8 +176,8 @@ def _text(value: Any) -> str:
     return str(value) if isinstance(value, (str, int, float)) else ""
 
 
-def score_document(stem: str, gold: GoldDocument, doc: OutputDocument) -> DocumentScore:
-    """Score one output (validated or plain JSON) against its gold entry in the article gold format."""
+def score_document(stem: str, gold: GoldDocument, doc: OutputDocument, status: str | None = None) -> DocumentScore:
+    """Score one output (validated or plain JSON) against its gold entry; `status`: its run's status, if known."""
     result = doc.result
     orgs = [o for o in _items(result.get("organizations")) if isinstance(o, dict)]
     org_keys = [{alias_key(_text(o.get(k))) for k in ("name", "name_original")} - {""} for o in orgs]
@@ -200,6 +202,7 @@ def score_document(stem: str, gold: GoldDocument, doc: OutputDocument) -> Docume
         language=_text(result.get("source_language")).lower() == gold.source_language,
         missed=[gold.organizations[j].name for j in missed],
         extra=[_text(orgs[i].get("name")) for i in extra],
+        trust=document_trust(doc, status),
     )
 
 
@@ -250,13 +253,14 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
     print_loading(loaded, sys.stderr)
     problems = loaded.problems
     err = make_console(sys.stderr)
+    statuses = RunStatuses(find_manifests(outputs))
     scores = []
     for doc in loaded.documents:
         stem = _stem(doc, gold_file.documents)
         if stem is None:
             err.print(safe(f"{doc.path}: no gold entry for this document; not scored"), style="yellow")
             continue
-        scores.append(score_document(stem, gold_file.documents[stem], doc))
+        scores.append(score_document(stem, gold_file.documents[stem], doc, statuses.status_of(doc)))
     if not scores:
         raise ConfigError(f"no output matches a document of {gold} (outputs are matched by file stem)")
     unscored = sorted(set(gold_file.documents) - {s.stem for s in scores})
@@ -266,9 +270,10 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
     table = Table(title="Per document", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
                   collapse_padding=True)
     table.add_column("Document", no_wrap=True)
-    for column in ("Org P", "Org R", "Pty P", "Pty R", "Agr", "Date", "Lang", "Ppl R"):
+    for column in ("Org P", "Org R", "Pty P", "Pty R", "Agr", "Date", "Lang", "Ppl R", "Inv"):
         table.add_column(column, no_wrap=True)
-    table.caption = "P precision, R recall; Org organizations, Pty parties, Ppl people, Agr agreement yes/no"
+    table.caption = ("P precision, R recall; Org organizations, Pty parties, Ppl people, Agr agreement yes/no, "
+                     "Inv inventions (verbatim values not in the source; ! not flagged)")
     misses = Table(title="Missed and extra organizations", title_justify="left", box=box.SIMPLE_HEAD,
                    show_edge=False)
     for column in ("Document", "Missed", "Extra"):
@@ -276,7 +281,8 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
     for s in sorted(scores, key=lambda s: (s.stem, s.output)):
         table.add_row(*(safe(v) for v in (
             s.stem, _fmt(s.organizations.precision), _fmt(s.organizations.recall), _fmt(s.parties.precision),
-            _fmt(s.parties.recall), _mark(s.agreement), _mark(s.date), _mark(s.language), _fmt(s.people.recall))))
+            _fmt(s.parties.recall), _mark(s.agreement), _mark(s.date), _mark(s.language), _fmt(s.people.recall),
+            str(s.trust.inventions) + ("!" if s.trust.inventions and not s.trust.flagged else ""))))
         if s.missed or s.extra:
             misses.add_row(safe(s.stem), safe(s.missed or None), safe(s.extra or None))
     summary = Table(title=f"Overall ({len(scores)} document(s))", title_justify="left", box=box.SIMPLE_HEAD,
@@ -285,9 +291,19 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
         summary.add_column(column)
     for name, value, n in overall(scores):
         summary.add_row(safe(name), safe(_fmt(value)), safe(n))
+    trust = Table(title="Trust", title_justify="left", box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("Metric", "Count", "Of", "Share"):
+        trust.add_column(column)
+    for name, count, total in trust_totals(s.trust for s in scores).rows():
+        trust.add_row(safe(name), safe(count), safe(total), safe(_fmt(count / total if total else None)))
+    unknown = sum(1 for s in scores if s.trust.status is None)
+    if unknown:
+        err.print(safe(f"{unknown} scored document(s) have no run status (no run-*.jsonl manifest among the outputs "
+                       "names them): status matches checks leaves them out"), style="yellow")
     out = make_console(sys.stdout)
     out.print(table)
     if misses.rows:
         out.print(misses)
     out.print(summary)
+    out.print(trust)
     return EXIT_FAILED if problems else EXIT_OK

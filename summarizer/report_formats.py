@@ -3,7 +3,10 @@
 Sections, in every format but CSV and JSON Lines: documents (title, first date, link fields,
 language, checks), summaries, one table per entity list, counted terms, the objects holding
 links (a timeline when dated), unsupported facts, other failed checks. Headings and columns come
-from the schema traits the documents carry. Every value goes through report_text.clean.
+from the schema traits the documents carry. Every value goes through report_text.clean. In
+Markdown and the terminal, a value the checks found nowhere in its document's source is followed
+by ⚠ in the documents and entity tables (Markdown: records too, and each summary lists its
+document's unsupported values); a document whose checks failed reads `flagged`, its run status.
 
 CSV: one row per document. Columns: document, output, schema, title, summary, language, then one
 column per field the documents' traits name (entity lists by their key, e.g. `companies`; link
@@ -39,14 +42,26 @@ def summary_line(report: Report) -> str:
     """One line of counts shown at the top of every report."""
     rows = report.rows
     passed = sum(1 for r in rows if r.checks == "passed")
-    failed = sum(1 for r in rows if r.checks == "failed")
+    flagged = sum(1 for r in rows if r.flagged)
     entities = "".join(f" · {len(s.groups)} {s.title.lower()}" for s in report.entities)
-    return (f"{len(rows)} document(s) · {passed} passed all checks · {failed} failed some check · "
+    return (f"{len(rows)} document(s) · {passed} passed all checks · {flagged} flagged (failed some check) · "
             f"{len(report.unsupported)} unsupported fact(s){entities}")
 
 
+FLAG = "⚠"  # after a value in Markdown and terminal tables: its document's source does not have it
+FLAG_NOTE = f"{FLAG} marks a value the checks found nowhere in its document's source text."
+
+
+def flagged(report: Report, value: Any, documents: list[str]) -> Any:
+    """The value (each item of a list) with FLAG after it when the source of one of `documents` lacks it."""
+    if isinstance(value, list):
+        return [flagged(report, v, documents) for v in value]
+    return f"{value} {FLAG}" if report.unsupported_in(value, documents) else value
+
+
 def checks_text(row: DocumentRow) -> str:
-    return row.checks + (f" ({row.failures})" if row.failures else "")
+    """`passed`, `flagged (2)` (failures), `not run`: the status a run gives such a document."""
+    return ("flagged" if row.flagged else row.checks) + (f" ({row.failures})" if row.failures else "")
 
 
 def overview_headers(report: Report) -> list[str]:
@@ -91,20 +106,31 @@ def _md_table(headers: list[str], rows: list[list[Any]], *, empty: str = "None."
 def to_markdown(report: Report) -> str:
     """GitHub-flavoured Markdown: headings and tables, every value escaped."""
     parts = ["# Summarizer report\n", md_cell(summary_line(report)) + "\n"]
+    if report.unsupported:
+        parts.append(md_cell(FLAG_NOTE) + "\n")
     parts += ["## Documents\n", _md_table(overview_headers(report), [
-        [r.title, *overview_values(report, r), checks_text(r), r.document] for r in report.rows])]
+        [flagged(report, r.title, [r.document]), *flagged(report, overview_values(report, r), [r.document]),
+         checks_text(r), r.document] for r in report.rows])]
     parts.append("## Summaries\n")
     for i, r in enumerate(report.rows, 1):
-        parts.append(f"### {i}. {md_cell(r.title)}\n\n{md_cell(r.document)}\n\n{md_cell(r.summary)}\n")
+        parts.append(f"### {i}. {md_cell(flagged(report, r.title, [r.document]))}\n\n{md_cell(r.document)}\n\n"
+                     f"{md_cell(r.summary)}\n")
+        missing = [f"{value} {FLAG} ({where})" for doc, where, value in report.unsupported if doc == r.document]
+        if missing:
+            parts.append(f"Not found in the source: {md_cell(missing)}\n")
     for section in report.entities:
         parts += [f"## {md_cell(section.title)}\n", _md_table(["Name", "Also written as", "Documents and details"], [
-            [g.name, [s for s in g.spellings if s != g.name] or None, [mention_text(m) for m in g.mentions]]
+            [flagged(report, g.name, g.documents),
+             flagged(report, [s for s in g.spellings if s != g.name], g.documents) or None,
+             [mention_text(m) for m in g.mentions]]
             for g in section.groups])]
     for terms in report.terms:
         parts += [f"## {md_cell(terms.title)}\n", _md_table([terms.title, "Documents"], [list(r) for r in terms.rows])]
     for section in report.records:
-        rows = [([f"{r.date} ({r.date_text})" if r.date_text else r.date] if section.dated else [])
-                + [r.values.get(c) or None for c in section.columns] + [r.document] for r in section.records]
+        rows = [([f"{r.date} ({flagged(report, r.date_text, [r.document])})" if r.date_text else r.date]
+                 if section.dated else [])
+                + [flagged(report, r.values.get(c), [r.document]) or None for c in section.columns] + [r.document]
+                for r in section.records]
         parts += [f"## {md_cell(section.title)}\n", _md_table(record_headers(section), rows)]
     parts += ["## Unsupported facts\n", _md_table(["Document", "Field", "Value"], [list(u) for u in report.unsupported])]
     parts += ["## Other failed checks\n", _md_table(["Document", "Check"], [list(f) for f in report.failed_checks])]
@@ -164,12 +190,13 @@ def terminal_renderable(report: Report) -> Group:
     status_style = {"passed": "green", "failed": "bold red"}
     parts: list[Any] = [Text(clean(summary_line(report)))]
     parts.append(_rich_table("Documents", overview_headers(report), [
-        [r.title, *overview_values(report, r), Text(clean(checks_text(r)), style=status_style.get(r.checks, "dim")),
-         r.document] for r in report.rows]))
+        [flagged(report, r.title, [r.document]), *flagged(report, overview_values(report, r), [r.document]),
+         Text(clean(checks_text(r)), style=status_style.get(r.checks, "dim")), r.document] for r in report.rows]))
     parts.append(_rich_table("Summaries", ["Title", "Summary"], [[r.title, r.summary] for r in report.rows]))
     for section in report.entities:
         parts.append(_rich_table(section.title, ["Name", "Also written as", "Documents and details"], [
-            [g.name, [s for s in g.spellings if s != g.name] or None,
+            [flagged(report, g.name, g.documents),
+             flagged(report, [s for s in g.spellings if s != g.name], g.documents) or None,
              Text("\n".join(clean(mention_text(m)) for m in g.mentions))] for g in section.groups]))
     for terms in report.terms:
         parts.append(_rich_table(terms.title, [terms.title, "Documents"], [list(r) for r in terms.rows]))

@@ -16,6 +16,7 @@ from typing import Any
 
 from .checks import normalize, unsupported_sentence
 from .report_entities import EntitySection, merge_entities
+from .report_evidence import Evidence, document_evidence
 from .report_load import OutputDocument
 from .report_paths import (DATE_PARTS, date_key, find_dates, format_date, humanize, is_date, label, one, scalars,
                            values_at)
@@ -42,6 +43,11 @@ class DocumentRow:
     model: str
     created_at: str
     fields: dict[str, list[str]]
+
+    @property
+    def flagged(self) -> bool:
+        """Valid but not supported: its checks failed (the run's status `flagged`)."""
+        return self.checks == "failed"
 
     def column(self, name: str) -> Any:
         """A CSV / JSON Lines column by name: a meta or check value, else the field's values."""
@@ -88,6 +94,15 @@ class Report:
     records: list[RecordSection] = field(default_factory=list)
     unsupported: list[tuple[str, str, str]] = field(default_factory=list)  # document, field, value
     failed_checks: list[tuple[str, str]] = field(default_factory=list)  # document, failure (besides unsupported)
+    evidence: list[Evidence] = field(default_factory=list)  # one per document, in the order of `documents`
+    # document -> value -> the fields holding it: values the checks found nowhere in that document's source
+    unsupported_values: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+
+    def unsupported_in(self, value: Any, documents: list[str]) -> list[str]:
+        """`document: field` for each of `documents` whose source lacks `value` (empty: supported or not verbatim)."""
+        text = str(value) if isinstance(value, (str, int, float)) else ""
+        return [f"{doc}: {where}" for doc in dict.fromkeys(documents)
+                for where in self.unsupported_values.get(doc, {}).get(text, [])]
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -208,12 +223,14 @@ def build_report(documents: list[OutputDocument]) -> Report:
     report.entities = merge_entities(documents)
     report.terms = term_sections(documents)
     report.records = record_sections(documents)
+    report.evidence = [document_evidence(doc) for doc in documents]
     for doc in documents:
         listed = set()
         for item in _list(doc.checks.get("unsupported")):
             if isinstance(item, dict):
                 where, value = str(item.get("field", "")), str(item.get("value", ""))
                 report.unsupported.append((doc.label, where, value))
+                report.unsupported_values.setdefault(doc.label, {}).setdefault(value, []).append(where)
                 listed.add(unsupported_sentence(where, value))
         report.failed_checks += [(doc.label, str(f)) for f in _list(doc.checks.get("failures")) if f not in listed]
     return report

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from summarizer.checks import run_checks
+from summarizer.documents import load_document
 from summarizer.evaluate import GoldDocument, load_gold, overall, score_document
-from summarizer.report_load import OutputDocument
+from summarizer.evaluate_trust import RunStatuses, document_trust, find_manifests, trust_totals
+from summarizer.report_load import OutputDocument, load_outputs
 from summarizer.schemas.article import Article
+from summarizer.traits import iter_values, traits_of
+from tests.test_report import SEED_RESULTS
 
 GOLD = Path(__file__).resolve().parent.parent / "bench" / "seeds.gold.json"
 SEEDS = GOLD.parent.parent / "seeds"
@@ -52,7 +58,7 @@ def write_output(folder: Path, stem: str, result: dict[str, Any]) -> Path:
 def overall_lines(stdout: str) -> dict[str, str]:
     """Metric name -> score as printed in the overall table."""
     scores = {}
-    for line in stdout.split("Overall")[1].splitlines():
+    for line in stdout.split("Overall")[1].split("Trust")[0].splitlines():
         cells = line.split()
         if len(cells) >= 3 and cells[-1].isdigit():  # metric words, score, count
             scores[" ".join(cells[:-2])] = cells[-2]
@@ -189,3 +195,88 @@ def test_eval_scores_plain_results_of_any_shape_without_crashing(gold: dict[str,
              "agreement": {"parties": "CATL", "signed_on": [1]}, "source_language": ["en"]}
     score = score_document("000", gold["000_f5657d2c5e6c31f2"], OutputDocument(Path("x.json"), {}, weird))
     assert score.organizations.recall == 0.0 and score.language is False and score.parties.tp == 0
+
+
+# --- trust: inventions, flagged inventions, statuses that match checks ------------------------
+
+INVENTED = {  # seed -> verbatim values replaced by ones its text does not have (path, value)
+    "000_f5657d2c5e6c31f2": [("organizations", 2, "Fangda Holdings Limited"), ("organizations", 1, "BYD")],
+    "002_58b7a0a3b69e6006": [("organizations", 1, "Guangdong Energy Bureau")],
+}
+# The run manifest's status per seed; 004 is in no manifest. 002 keeps `passed: true` although it has
+# an invention (as an output written before flagging existed would), so its invention is not flagged.
+STATUSES = {"000_f5657d2c5e6c31f2": "flagged", "001_1a11767ed79f635d": "ok", "002_58b7a0a3b69e6006": "ok",
+            "003_912c44fa5303de8d": "flagged"}
+
+
+def verbatim_count(result: dict[str, Any]) -> int:
+    """Verbatim strings in a result, counted from the schema's traits (not from the checks)."""
+    return sum(1 for path in traits_of(Article).verbatim for _, v in iter_values(result, path)
+               if isinstance(v, str) and v.strip())
+
+
+def write_checked_outputs(folder: Path) -> dict[str, dict[str, Any]]:
+    """The seed results with the inventions above, each checked for real against its seed text."""
+    results = {}
+    for stem, original in SEED_RESULTS.items():
+        result = copy.deepcopy(original)
+        for field, index, value in INVENTED.get(stem, []):
+            result[field][index]["name_original"] = value
+        source = SEEDS / f"{stem}.txt"
+        checks = run_checks(Article.model_validate(result), load_document(str(source), source.read_bytes()))
+        if stem == "002_58b7a0a3b69e6006":
+            checks["passed"] = True
+        envelope = {"document": {"path": f"seeds/{stem}.txt"}, "schema": {"id": "article", "version": "1"},
+                    "checks": checks, "result": result}
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{stem}.json").write_text(json.dumps(envelope, ensure_ascii=False), "utf-8")
+        results[stem] = result
+    # One manifest line per document as the runner writes it: 000 and 001 named by output file, the
+    # others by input path; an older manifest's status for 001 is overridden by the newer one.
+    older = folder / "run-20250101T000000-aaaaaa.jsonl"
+    older.write_text(json.dumps({"path": "seeds/001_1a11767ed79f635d.txt", "status": "failed"}) + "\n", "utf-8")
+    os.utime(older, (1_000_000, 1_000_000))
+    lines = [{"path": f"seeds/{stem}.txt", "status": status,
+              **({"output": str(folder / f"{stem}.json")} if stem < "002" else {})}
+             for stem, status in STATUSES.items()]
+    (folder / "run-20250102T000000-bbbbbb.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines) + '{"torn', "utf-8")
+    return results
+
+
+def test_trust_counts_inventions_flagged_inventions_and_matching_statuses(tmp_path: Path) -> None:
+    results = write_checked_outputs(tmp_path / "out")
+    loaded = load_outputs([str(tmp_path / "out")])
+    statuses = RunStatuses(find_manifests([str(tmp_path / "out")]))
+    trust = {Path(d.label).stem: document_trust(d, statuses.status_of(d)) for d in loaded.documents}
+    assert {stem: t.inventions for stem, t in trust.items()} == {stem: len(INVENTED.get(stem, [])) for stem in results}
+    assert {stem: t.verbatim for stem, t in trust.items()} == {stem: verbatim_count(r) for stem, r in results.items()}
+    assert {stem: t.status for stem, t in trust.items()} == {**STATUSES, "004_28a269a1abbfeef6": None}
+    totals = trust_totals(trust.values())
+    assert totals.inventions == 3 and totals.verbatim == sum(map(verbatim_count, results.values()))
+    assert totals.flagged_inventions == 2  # 000's two; 002 claims it passed
+    # 000 flagged and failing, 001 ok and passing, 002 ok and "passing": match; 003 flagged but passing: no.
+    assert (totals.status_matches, totals.with_status) == (3, 4)
+
+
+def test_eval_prints_the_trust_table(cli: Any, tmp_path: Path) -> None:
+    write_checked_outputs(tmp_path / "out")
+    run = cli("eval", GOLD, tmp_path / "out")
+    assert run.code == 0, run.stderr
+    trust = {" ".join(line.split()[:-3]): line.split()[-3:] for line in run.stdout.split("Trust")[1].splitlines()
+             if len(line.split()) > 3}
+    verbatim = sum(map(verbatim_count, (json.loads(p.read_text("utf-8"))["result"]
+                                        for p in (tmp_path / "out").glob("*.json"))))
+    assert trust["inventions (verbatim values not in the source)"] == ["3", str(verbatim), f"{3 / verbatim:.2f}"]
+    assert trust["inventions flagged (their document is flagged)"] == ["2", "3", "0.67"]
+    assert trust["status matches checks (flagged iff checks failed)"] == ["3", "4", "0.75"]
+    assert "1 scored document(s) have no run status" in run.stderr
+    per_document = run.stdout.split("Per document")[1].split("Overall")[0]
+    row = next(line for line in per_document.splitlines() if line.split()[:1] == ["002_58b7a0a3b69e6006"])
+    assert row.split()[-1] == "1!"  # one invention its document was not flagged for
+
+
+def test_outputs_written_before_evidence_count_their_unsupported_values() -> None:
+    checks = {"passed": False, "unsupported": [{"field": "a", "value": "x"}, {"field": "b", "value": "y"}]}
+    trust = document_trust(OutputDocument(Path("x.json"), {"checks": checks}, {}), None)
+    assert (trust.inventions, trust.verbatim, trust.flagged, trust.status_matches) == (2, 2, True, None)

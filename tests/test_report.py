@@ -8,6 +8,7 @@ import hashlib
 import csv
 import io
 import json
+from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from summarizer.checks import run_checks, unsupported_sentence
 from summarizer.documents import load_document
 from summarizer.report_load import OutputDocument
 from summarizer.report_entities import merge_entities
+from summarizer.report_evidence import document_evidence
 from summarizer.report_formats import md_cell
 from summarizer.report_model import CHECK_COLUMNS, META_COLUMNS
 from summarizer.schemas.article import Article
@@ -120,11 +122,12 @@ SEED_RESULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def envelope(result: dict[str, Any], source: str, checks: dict[str, Any] | None = None) -> dict[str, Any]:
+def envelope(result: dict[str, Any], source: str, checks: dict[str, Any] | None = None,
+             text: str | None = None) -> dict[str, Any]:
     """An output document as the runner writes it (see Runner._envelope)."""
     return {
         "document": {"path": source, "sha256": "0" * 64, "chars": 1000, "encoding": "utf-8", "format": "text",
-                     "chunks": 1},
+                     "chunks": 1, **({"text": text} if text is not None else {})},
         "schema": {"id": "article", "version": "1"},
         "prompt": {"id": "article", "version": "1", "sha256": "0" * 64},
         "model": {"name": "test-model", "base_url": None, "backend": "openai", "mode": "json_schema"},
@@ -146,7 +149,8 @@ def write_seed_outputs(folder: Path) -> list[Path]:
         checks = run_checks(Article.model_validate(result), document)
         path = folder / f"{stem}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks), ensure_ascii=False), "utf-8")
+        path.write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks, document.text), ensure_ascii=False),
+                        "utf-8")
         paths.append(path)
     return paths
 
@@ -233,7 +237,12 @@ def test_html_is_one_self_contained_page(cli: Any, outputs: Path, tmp_path: Path
     assert run.stdout == ""  # the report went to the file
     page = target.read_text("utf-8")
     assert page.startswith("<!doctype html>")
-    assert "<style>" in page and "<script" not in page
+    assert "<style>" in page
+    # One inline script, allowed by its hash; nothing else may run.
+    assert page.count("<script") == 1
+    script = page.split("<script>")[1].split("</script>")[0]
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode()
+    assert f"script-src 'sha256-{digest}'" in page
     assert "http://" not in page and "https://" not in page and "<link" not in page
     for result in SEED_RESULTS.values():
         assert result["title"] in page and result["summary"].replace("&", "&amp;") in page
@@ -250,14 +259,23 @@ def malicious_outputs(folder: Path) -> None:
                                                 "value": "<img src=x onerror=alert(2)>"}],
               "failures": [unsupported_sentence("organizations[1].name_original", "<img src=x onerror=alert(2)>"),
                            "summary is <b>bad</b>"]}
+    # The source text is hostile too, and an anchor points into its markup.
+    text = "Intro </pre><script>alert(3)</script> <b onclick=x>CATL</b> \"quoted\" & more"
+    start = text.index("<script>")
+    checks["evidence"] = [{"path": "organizations[0].name_original", "value": "<script>alert(3)</script>",
+                           "anchor": {"start": start, "end": start + 25, "match": "exact", "score": 1.0,
+                                      "source": text[start:start + 25], "count": 1, "accents_ignored": False}}]
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "evil.json").write_text(json.dumps(envelope(result, "evil.txt", checks)), "utf-8")
+    (folder / "evil.json").write_text(json.dumps(envelope(result, "evil.txt", checks, text)), "utf-8")
 
 
 def test_html_escapes_every_value(cli: Any, tmp_path: Path) -> None:
     malicious_outputs(tmp_path / "out")
     page = cli("report", tmp_path / "out", "--format", "html").stdout
-    assert "<script>" not in page and "<img" not in page and "<b>bad" not in page
+    assert page.count("<script") == 1  # the report's own script; no value became an element
+    assert "<script>alert" not in page and "<img" not in page and "<b>bad" not in page and "<b onclick" not in page
+    assert "</pre><script>" not in page
+    assert '>&lt;script&gt;alert(3)&lt;/script&gt;</mark>' in page  # highlighted, as text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; | pipe" in page
     assert "&lt;img src=x onerror=alert(2)&gt;" in page
     assert "Content-Security-Policy" in page and "default-src 'none'" in page  # no script could run anyway
@@ -453,3 +471,123 @@ def test_older_outputs_without_traits_fall_back_to_title_and_summary(cli: Any, t
     (folder / "old.json").write_text(json.dumps(doc), "utf-8")
     run = cli("report", folder)
     assert run.code == 0 and "An old output" in run.stdout and "Written before traits existed." in run.stdout
+
+
+# --- evidence: unsupported values marked where they appear, source texts highlighted ----------
+
+INVENTED_SPELLING = "Hong Kong Polytechnic"
+
+
+def flagged_outputs(folder: Path) -> Path:
+    """The seed outputs, with one invented name in 004 (checked for real: it is flagged)."""
+    write_seed_outputs(folder)
+    stem = "004_28a269a1abbfeef6"
+    result = copy.deepcopy(SEED_RESULTS[stem])
+    result["organizations"][1]["name_original"] = INVENTED_SPELLING
+    source = SEEDS / f"{stem}.txt"
+    document = load_document(str(source), source.read_bytes())
+    checks = run_checks(Article.model_validate(result), document)
+    assert checks["passed"] is False
+    (folder / f"{stem}.json").write_text(json.dumps(envelope(result, f"seeds/{stem}.txt", checks, document.text),
+                                                    ensure_ascii=False), "utf-8")
+    return folder
+
+
+def test_markdown_marks_unsupported_values_wherever_they_appear(cli: Any, tmp_path: Path) -> None:
+    md = cli("report", flagged_outputs(tmp_path / "out"), "--format", "md").stdout
+    organizations = md.split("## Organizations")[1].split("\n## ")[0]
+    hku = next(line for line in organizations.splitlines() if "University of Hong Kong" in line)
+    assert f"{INVENTED_SPELLING} ⚠" in hku
+    assert "⚠" not in next(line for line in organizations.splitlines() if line.startswith("| CATL |"))
+    summaries = md.split("## Summaries")[1].split("\n## ")[0]
+    assert summaries.count("Not found in the source:") == 1
+    assert md_cell(f"{INVENTED_SPELLING} ⚠ (organizations[1].name_original)") in summaries
+    documents = md.split("## Documents")[1].split("\n## ")[0]
+    assert "| flagged (1) | seeds/004" in documents and documents.count("flagged (") == 1
+
+
+class SourceText(HTMLParser):
+    """The text of each source <pre> of an HTML report, and its highlighted pieces (class, title, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.texts: list[str] = []
+        self.marks: list[tuple[str, str, str]] = []
+        self.inside = self.marking = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "pre":
+            self.inside = True
+            self.texts.append("")
+        elif tag == "mark" and self.inside:
+            self.marking = True
+            found = dict(attrs)
+            self.marks.append((found.get("class") or "", found.get("title") or "", ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        self.inside = self.inside and tag != "pre"
+        self.marking = self.marking and tag != "mark"
+
+    def handle_data(self, data: str) -> None:
+        if self.inside:
+            self.texts[-1] += data
+        if self.marking:
+            kind, title, text = self.marks[-1]
+            self.marks[-1] = (kind, title, text + data)
+
+
+def test_html_shows_each_source_text_whole_with_its_evidence_highlighted(cli: Any, tmp_path: Path) -> None:
+    folder = flagged_outputs(tmp_path / "out")
+    page = cli("report", folder, "--format", "html").stdout
+    parser = SourceText()
+    parser.feed(page)
+    outputs = [json.loads(p.read_text("utf-8")) for p in sorted(folder.glob("*.json"))]
+    # Flagged documents first; every source text whole and in order, inside the page.
+    assert parser.texts[0] == outputs[-1]["document"]["text"]
+    assert sorted(parser.texts) == sorted(o["document"]["text"] for o in outputs)
+    anchors = [e for o in outputs for e in o["checks"]["evidence"] if e["anchor"]]
+    marked = {(kind, text) for kind, _, text in parser.marks}
+    assert {(e["anchor"]["match"], e["anchor"]["source"]) for e in anchors} <= marked
+    assert any("organizations[1].name_original: exact" in title for _, title, _ in parser.marks)
+    # The invented name: beside its source text, and in the documents and organizations tables.
+    card = page.split('id="doc-5"')[1].split("</article>")[0]
+    assert f'Not found in the source (1)</h4><ul class="bad"><li><mark class="bad">{INVENTED_SPELLING}</mark>' in card
+    flag = f'<mark class="bad" title="not found in the source text: seeds/004_28a269a1abbfeef6.txt: ' \
+           f'organizations[1].name_original">{INVENTED_SPELLING}</mark>'
+    assert flag in page.split('id="doc-table"')[1].split("</table>")[0]
+    assert flag in page.split("<h2>Organizations</h2>")[1].split("</section>")[0]
+    rows = page.split('id="doc-table"')[1].split("<tbody>")[1].split("</tbody>")[0].split("<tr")[1:]
+    assert [r.startswith(' class="flagged"') for r in rows] == [True, False, False, False, False]
+    assert page.count("<details open>") == 5  # a small report shows its (short) source texts open
+
+
+def test_many_documents_keep_their_source_texts_collapsed(cli: Any, tmp_path: Path) -> None:
+    for n in range(3):
+        write_seed_outputs(tmp_path / "out" / str(n))
+    page = cli("report", tmp_path / "out", "--format", "html").stdout
+    assert page.count("<details>") == 2 * 15 and "<details open>" not in page  # source texts and field lists
+    assert page.count('<article class="doc') == 15
+
+
+def test_evidence_segments_cover_the_text_and_ignore_anchors_that_do_not_fit() -> None:
+    text = "Китайская группа и CATL, 宁德时代。"
+    catl, group = text.index("CATL"), text.index("группа")
+    evidence = [
+        {"path": "a", "value": "CATL", "anchor": {"start": catl, "end": catl + 4, "match": "exact", "score": 1.0,
+                                                   "source": "CATL"}},
+        {"path": "b", "value": "Китайской группы", "anchor": {"start": 0, "end": group + 6, "match": "fuzzy",
+                                                               "score": 0.9, "source": text[:group + 6]}},
+        {"path": "c", "value": "группа", "anchor": {"start": group, "end": group + 6, "match": "normalized",
+                                                     "score": 1.0, "source": "группа"}},
+        {"path": "d", "value": "宁德", "anchor": {"start": 1, "end": 3, "match": "exact", "score": 1.0,
+                                                 "source": "宁德"}},  # not what the text has there
+        {"path": "e", "value": "BYD", "anchor": None},
+    ]
+    checks = {"evidence": evidence, "unsupported": [{"field": "e", "value": "BYD"}], "grounding": "checked"}
+    found = document_evidence(OutputDocument(Path("x.json"), {"document": {"text": text}, "checks": checks}, {}))
+    assert "".join(text[s.start:s.end] for s in found.segments) == text
+    lit = [s for s in found.segments if s.supports]
+    assert [(text[s.start:s.end], s.match, [x.path for x in s.supports]) for s in lit] == [
+        ("Китайская группа", "fuzzy", ["b", "c"]), ("CATL", "exact", ["a"])]  # overlaps merged, weakest shown
+    assert [s.path for s in found.supports] == ["a", "b", "c", "d"] and found.unsupported == [("e", "BYD")]
+    assert found.placed(found.supports[3]) is None  # listed, but it highlights nothing
