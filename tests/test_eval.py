@@ -17,7 +17,7 @@ from summarizer.evaluate_trust import RunStatuses, document_trust, find_manifest
 from summarizer.report_load import OutputDocument, load_outputs
 from summarizer.schemas.article import Article
 from summarizer.traits import iter_values, traits_of
-from tests.test_report import SEED_RESULTS
+from .report_fixtures import SEED_RESULTS
 
 GOLD = Path(__file__).resolve().parent.parent / "bench" / "seeds.gold.json"
 SEEDS = GOLD.parent.parent / "seeds"

@@ -20,7 +20,7 @@ from summarizer.checks import run_checks
 from summarizer.documents import load_document
 from summarizer.report_html_assets import CSS
 from summarizer.schemas.article import Article
-from tests.test_report import SEED_RESULTS, article, org, signed
+from .report_fixtures import SEED_RESULTS, article, org, signed
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "screenshot_report.sh"
