@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .choices import BACKENDS, MODES, REPORT_FORMATS, TABLES
 from .errors import ConfigError, RunStopper, SummarizerError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -96,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     c = sub.add_parser("models", help="list the models the configured server offers")
     c.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
-    c.add_argument("--backend", choices=["auto", "openai", "local"])
+    c.add_argument("--backend", choices=BACKENDS)
     c.add_argument("--model", help="also check that this model is offered (exit 2 if not)")
     c.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
     c.add_argument("--timeout", type=float, help="seconds for the request (default 60)")
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("report", help="build a report (md, html, csv, jsonl or terminal) from output files")
     r.add_argument("outputs", nargs="+", metavar="OUTPUT", help="output files or folders")
-    r.add_argument("--format", choices=["md", "html", "csv", "jsonl"], help="default: tables in the terminal")
+    r.add_argument("--format", choices=REPORT_FORMATS, help="default: tables in the terminal")
     r.add_argument("-o", "--output", type=Path, help="write to FILE instead of stdout")
     r.add_argument("--schema", help="validate outputs of this schema (path/to/file.py:Model); built-in ones always are")
 
@@ -127,12 +128,12 @@ def _add_run_options(s: argparse.ArgumentParser) -> None:
     """The options of `summarize`, shared by `batch run` and `batch submit`."""
     g = s.add_argument_group("model")
     g.add_argument("--schema", help="built-in schema (article, generic) or path/to/file.py:Model")
-    g.add_argument("--backend", choices=["auto", "openai", "local"],
+    g.add_argument("--backend", choices=BACKENDS,
                    help="auto (default): OpenAI-compatible if a key or base URL is set, else the local model")
     g.add_argument("--model", help="model name (default gpt-4o-mini; env SUMMARIZER_MODEL)")
     g.add_argument("--base-url", dest="base_url", help="OpenAI-compatible server URL (env OPENAI_BASE_URL)")
     g.add_argument("--model-path", dest="model_path", help="GGUF file for --backend local")
-    g.add_argument("--mode", choices=["auto", "json_schema", "json_object", "tools"],
+    g.add_argument("--mode", choices=MODES,
                    help="how the schema is sent; auto tries json_schema and falls back to json_object")
     g.add_argument("--prompt", dest="prompt_dir", metavar="DIR",
                    help="your own prompt: DIR/system.txt and DIR/user.txt (with $document and $boundary)")
@@ -169,7 +170,7 @@ def _add_run_options(s: argparse.ArgumentParser) -> None:
     g.add_argument("--json", dest="json_output", action="store_true", default=None,
                    help="print output documents as JSON on stdout instead of tables")
     g.add_argument("--jsonl", metavar="FILE", help="also write all results, in input order, to FILE")
-    g.add_argument("--tables", choices=["auto", "always", "never"],
+    g.add_argument("--tables", choices=TABLES,
                    help="per-document tables (auto: when at most 20 documents)")
     g.add_argument("--allow-flagged", dest="allow_flagged", action="store_true", default=None,
                    help="exit 0 even when some documents are flagged (facts not found in the source)")

@@ -20,12 +20,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
+from .choices import BACKENDS, MODES, TABLES
 from .errors import ConfigError
 
-BACKENDS = ("auto", "openai", "local")
-MODES = ("auto", "json_schema", "json_object", "tools")
-ENGINES = ("local",)
-TABLES = ("auto", "always", "never")
 
 # Variables with names of their own; every other setting is SUMMARIZER_<NAME>.
 SPECIAL_ENVIRONMENT = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
@@ -90,9 +87,9 @@ class Settings(BaseModel):
     api_key: str | None = Field(default=None, repr=False)
     base_url: str | None = None
     model: str | None = None
-    backend: Literal["auto", "openai", "local"] = "auto"
+    backend: Literal[BACKENDS] = "auto"  # type: ignore[valid-type]
     model_path: Path | None = None
-    mode: Literal["auto", "json_schema", "json_object", "tools"] = "auto"
+    mode: Literal[MODES] = "auto"  # type: ignore[valid-type]
     schema_ref: str = Field(default="article", alias="schema")
     prompt_dir: Path | None = None
     # Requests
@@ -132,7 +129,7 @@ class Settings(BaseModel):
     dry_run: Bool = False
     strict: Bool = False
     allow_flagged: Bool = False
-    tables: Literal["auto", "always", "never"] = "auto"
+    tables: Literal[TABLES] = "auto"  # type: ignore[valid-type]
     json_output: Bool = False
     quiet: Bool = False
     verbose: Bool = False

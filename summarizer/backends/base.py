@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..artifacts import SchemaSpec
+from ..choices import MODES
 from ..usage import Usage
 
 __all__ = ["MODES", "Backend", "Capabilities", "Completion", "CompletionRequest", "Usage"]
-
-MODES = ("auto", "json_schema", "json_object", "tools")
 
 
 @dataclass(frozen=True)
