@@ -263,15 +263,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "report":
             from .report import run_report
 
-            return run_report(args.outputs, args.format, args.output, args.schema)
+            return EXIT_FAILED if run_report(args.outputs, args.format, args.output, args.schema) else EXIT_OK
         if args.command == "export":
             from .export import run_export
 
-            return run_export(args.outputs, args.output)
+            return EXIT_FAILED if run_export(args.outputs, args.output) else EXIT_OK
         if args.command == "eval":
             from .evaluate import run_eval
 
-            return run_eval(args.gold, args.outputs, args.schema)
+            return EXIT_FAILED if run_eval(args.gold, args.outputs, args.schema) else EXIT_OK
     except SummarizerError as exc:
         _fail(f"error: {exc}")
         return exit_code_for(type(exc))

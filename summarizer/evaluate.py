@@ -43,7 +43,6 @@ from .evaluate_trust import DocumentTrust, RunStatuses, document_trust, find_man
 from .report_load import OutputDocument, load_outputs, print_loading, read_json_file
 from .report_text import alias_key
 
-EXIT_OK, EXIT_FAILED = 0, 1
 GOLD_FORMAT = "summarizer-gold/1"
 
 
@@ -241,8 +240,8 @@ def _mark(ok: bool | None) -> str:
     return "—" if ok is None else "yes" if ok else "NO"
 
 
-def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
-    """The `eval` command: score every output that has a gold entry; exit 1 if a file failed."""
+def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> bool:
+    """The `eval` command: score every output that has a gold entry; True when some file failed."""
     from rich import box
     from rich.table import Table
 
@@ -306,4 +305,4 @@ def run_eval(gold: Path, outputs: list[str], schema: str | None = None) -> int:
         out.print(misses)
     out.print(summary)
     out.print(trust)
-    return EXIT_FAILED if problems else EXIT_OK
+    return bool(problems)

@@ -23,14 +23,13 @@ from .export_tables import FORMAT, Output, Table, build_tables, quote
 from .inputs import display_path
 from .report_load import find_output_files, read_json_file, traits_of_envelope
 
-EXIT_OK, EXIT_FAILED = 0, 1
 # Suffixes of other databases: exporting to them is not supported yet (the SQLite file opens in both).
 OTHER_FORMATS = {".duckdb": "DuckDB can read the SQLite file: ATTACH 'results.sqlite' AS r (TYPE sqlite)",
                  ".parquet": "export to .sqlite, then COPY each table TO 'table.parquet' from DuckDB"}
 
 
-def run_export(outputs: list[str], destination: Path) -> int:
-    """The `export` command: read, build the tables, write; exit 1 if any file was left out."""
+def run_export(outputs: list[str], destination: Path) -> bool:
+    """The `export` command: read, build the tables, write; True when some file was left out."""
     from .render import make_console, safe
 
     err = make_console(sys.stderr)
@@ -63,7 +62,7 @@ def run_export(outputs: list[str], destination: Path) -> int:
                    f"{', '.join(lists + ['unsupported', 'links'])})"), soft_wrap=True)
     if skipped:
         err.print(safe(f"{len(skipped)} file(s) could not be exported and were left out"), style="red")
-    return EXIT_FAILED if skipped else EXIT_OK
+    return bool(skipped)
 
 
 def read_output(path: Path) -> Output:

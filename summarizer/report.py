@@ -15,7 +15,6 @@ from .render import make_console, safe
 from .report_load import load_outputs, print_loading
 from .report_model import Report, build_report
 
-EXIT_OK, EXIT_FAILED = 0, 1
 FORMATS = ("md", "html", "csv", "jsonl")
 
 
@@ -32,8 +31,8 @@ def render(report: Report, fmt: str | None) -> str:
     return buffer.getvalue()
 
 
-def run_report(outputs: list[str], fmt: str | None, output: Path | None, schema: str | None = None) -> int:
-    """The `report` command: load, aggregate, write; exit 1 if any file could not be used."""
+def run_report(outputs: list[str], fmt: str | None, output: Path | None, schema: str | None = None) -> bool:
+    """The `report` command: load, aggregate, write; True when some file could not be used."""
     loaded = load_outputs(outputs, schema)
     print_loading(loaded, sys.stderr)
     err = make_console(sys.stderr)
@@ -56,4 +55,4 @@ def run_report(outputs: list[str], fmt: str | None, output: Path | None, schema:
         err.print(safe(f"report of {len(loaded.documents)} document(s) written to {output}"))
     if loaded.problems:
         err.print(safe(f"{len(loaded.problems)} file(s) could not be read; the report leaves them out"), style="red")
-    return EXIT_FAILED if loaded.problems else EXIT_OK
+    return bool(loaded.problems)
