@@ -128,6 +128,17 @@ def fix_values(prepared: dict[str, Any], fixed: Iterable[tuple[str, Any]]) -> di
     return schema
 
 
+def offer_spans(prepared: dict[str, Any], verbatim: Iterable[str], spans: Iterable[str]) -> dict[str, Any]:
+    """A copy of a prepared schema whose verbatim fields may only be one of `spans` (exact
+    substrings of the document): the decoder can choose among the source's words, not invent."""
+    choices = sorted(set(spans), key=list(spans).index)
+    schema = copy.deepcopy(prepared)
+    if choices:
+        for path in verbatim:
+            _edit(schema, path, lambda node: _strings(node, lambda _: {"type": "string", "enum": choices}))
+    return schema
+
+
 # --- finding a trait path's node ------------------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 from .artifacts import PromptSpec, SchemaSpec
 from .backends.base import Backend, Completion, CompletionRequest, Usage
 from .errors import InvalidAnswer, Refused, Truncated
+from .spans import candidate_spans
 
 # A check returns the problems it found in a validated result; empty means fine.
 Check = Callable[[BaseModel], list[str]]
@@ -96,6 +97,7 @@ async def extract(
 ) -> Extraction:
     """Ask the backend, validate, and re-ask with the errors until valid or out of re-asks."""
     messages = build_messages(prompt, text, hints=hints)
+    spans = candidate_spans(text) if schema.traits.verbatim else ()
     language_path = schema.traits.language
     fixed = ((language_path, hints["language"]),) if hints and hints.get("language") and language_path else ()
     usage = Usage()
@@ -104,7 +106,7 @@ async def extract(
     budget_raised = False
     raws: list[str] = []
     while True:
-        request = CompletionRequest(tuple(messages), schema, max_tokens, temperature, fixed)
+        request = CompletionRequest(tuple(messages), schema, max_tokens, temperature, fixed, spans)
         completion: Completion = await backend.complete(request)
         attempts += 1
         usage += completion.usage

@@ -23,6 +23,9 @@ class CompletionRequest:
     # Values the tool knows for certain, by trait path (e.g. the detected source language): a
     # backend that constrains decoding may force them; the others got them as hints in the prompt.
     fixed: tuple[tuple[str, Any], ...] = ()
+    # Exact substrings of the document that verbatim fields may take (summarizer/spans.py): a
+    # backend that constrains decoding offers only these, so it cannot invent a verbatim value.
+    spans: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

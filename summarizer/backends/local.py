@@ -16,7 +16,7 @@ from typing import Any
 
 from ..artifacts import SchemaSpec
 from ..errors import BackendMissing, ConfigError, RequestRejected, RunStopper
-from ..grammar import GRAMMAR_HINT, fix_values, link_schema, prepare, to_gbnf
+from ..grammar import GRAMMAR_HINT, fix_values, link_schema, offer_spans, prepare, to_gbnf
 from .base import Capabilities, Completion, CompletionRequest, Usage
 
 INSTALL_COMMAND = (
@@ -123,8 +123,8 @@ class LocalBackend:
     def _complete(self, request: CompletionRequest) -> Completion:
         with self._thread_lock:
             llama = self._load()
-            completion = self._generate(llama, request, self._grammar(llama, request.schema, request.fixed))
-            linked = self._linked_grammar(llama, request.schema, completion, request.fixed)
+            completion = self._generate(llama, request, self._grammar(llama, request))
+            linked = self._linked_grammar(llama, request, completion)
             if linked is not None:
                 # Second pass: the link targets fixed as first answered, link values chosen among them.
                 second = self._generate(llama, request, linked)
@@ -160,9 +160,9 @@ class LocalBackend:
             mode="grammar",
         )
 
-    def _linked_grammar(self, llama: Any, schema: SchemaSpec, completion: Completion,
-                        fixed: tuple[tuple[str, Any], ...] = ()) -> Any:
+    def _linked_grammar(self, llama: Any, request: CompletionRequest, completion: Completion) -> Any:
         """A grammar for a second pass when the answer breaks a link the schema declares, else None."""
+        schema = request.schema
         links = dict(schema.traits.links)
         if not links or completion.finish_reason != "stop":
             return None
@@ -170,7 +170,7 @@ class LocalBackend:
             answer = json.loads(completion.content or "")
         except json.JSONDecodeError:
             return None
-        linked = link_schema(fix_values(self.prepared_schema(schema), fixed), links, answer)
+        linked = link_schema(self._request_schema(request), links, answer)
         if linked is None:
             return None
         from llama_cpp import LlamaGrammar
@@ -209,14 +209,25 @@ class LocalBackend:
                 self._llama.close()
                 self._llama = None
 
-    def _grammar(self, llama: Any, schema: SchemaSpec, fixed: tuple[tuple[str, Any], ...] = ()) -> Any:
-        key = (schema.id, schema.sha256, repr(fixed))
+    def _request_schema(self, request: CompletionRequest) -> dict[str, Any]:
+        """The prepared schema with this request's measured values pinned and its source spans offered."""
+        schema = self.prepared_schema(request.schema)
+        if request.fixed:
+            schema = fix_values(schema, request.fixed)
+        if request.spans:
+            schema = offer_spans(schema, request.schema.traits.verbatim, request.spans)
+        return schema
+
+    def _grammar(self, llama: Any, request: CompletionRequest) -> Any:
+        from llama_cpp import LlamaGrammar
+
+        schema = request.schema
+        if request.spans:  # one document's own: compiled for it, not kept
+            return LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
+        key = (schema.id, schema.sha256, repr(request.fixed))
         grammar = self._grammars.get(key)
         if grammar is None:
-            from llama_cpp import LlamaGrammar
-
-            prepared = fix_values(self.prepared_schema(schema), fixed) if fixed else self.prepared_schema(schema)
-            grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, prepared))
+            grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
             self._grammars[key] = grammar
         return grammar
 
