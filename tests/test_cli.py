@@ -246,3 +246,16 @@ def test_an_output_folder_linked_outside_the_output_folder_is_refused(cli, serve
     result = cli("summarize", docs, "--base-url", server.url, "--out", out)
     assert result.code == 2 and "outside" in result.stderr and "--out" in result.stderr
     assert not list(elsewhere.iterdir())  # nothing written through the link
+
+
+def test_a_flagged_result_is_cached_and_stays_flagged(cli, server, tmp_path):
+    doc = tmp_path / "doc.txt"
+    doc.write_text("CATL signed an agreement with Zhaoqing on Monday. Nothing else is known.")
+    server.script(Reply.json(SAMPLE_ARTICLE))  # names as written nowhere in this document
+    first = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--jsonl", tmp_path / "a.jsonl")
+    second = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--jsonl", tmp_path / "b.jsonl")
+    assert first.code == 1 and second.code == 1 and len(server.requests) == 1  # paid once
+    assert "flagged (served from cache)" in second.stderr
+    assert json.loads((tmp_path / "b.jsonl").read_text())["status"] == "flagged"
+    relaxed = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--allow-flagged")
+    assert relaxed.code == 0 and len(server.requests) == 1
