@@ -3,7 +3,7 @@
 Each document goes once through pipeline.extract (max_reasks=0) with LocalBackend, and the very
 requests it sent are replayed with a bare Llama.create_chat_completion on the same Llama instance
 at temperature 0. What the two sides share, exactly: the messages and the prepared JSON Schema
-(the tool's bounds for this model). The bare side turns that schema into a grammar with
+(the tool's bounds for this model, with the request's candidate source spans and pinned values). The bare side turns that schema into a grammar with
 llama-cpp-python's own `LlamaGrammar.from_json_schema`, not with the tool's code (which also
 forbids raw control characters inside strings), so "same tokens" is measured, not built in; the
 time difference is the tool's own cost (event loop, worker thread, lock, prompt building,
@@ -24,7 +24,7 @@ from _common import ROOT
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.base import Completion, CompletionRequest
 from summarizer.backends.local import LocalBackend
-from summarizer.grammar import link_schema
+from summarizer.grammar import fix_values, link_schema, offer_spans
 from summarizer.errors import ExtractionError
 from summarizer.pipeline import extract
 
@@ -65,6 +65,12 @@ def tool_run(
     return time.perf_counter() - start, status
 
 
+def request_schema(prepared: dict[str, Any], request: CompletionRequest) -> dict[str, Any]:
+    """The prepared schema with the request's pinned values and offered source spans (as the tool's)."""
+    schema = fix_values(prepared, request.fixed) if request.fixed else prepared
+    return offer_spans(schema, request.schema.traits.verbatim, request.spans) if request.spans else schema
+
+
 def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat_penalty: float,
              prepared: dict[str, Any], links: dict[str, str]) -> tuple[float, list]:
     """The same work with bare calls, including the second pass when an answer breaks a link."""
@@ -74,6 +80,8 @@ def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat
     start = time.perf_counter()
     answers = []
     for r in requests:
+        if r.spans or r.fixed:  # this document's own grammar, built by llama-cpp-python's converter
+            grammar = LlamaGrammar.from_json_schema(json.dumps(request_schema(prepared, r)), verbose=False)
         answer = llama.create_chat_completion(
             messages=list(r.messages), grammar=grammar, max_tokens=r.max_tokens,
             temperature=0.0, repeat_penalty=repeat_penalty,
@@ -81,7 +89,8 @@ def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat
         choice = answer["choices"][0]
         if choice["finish_reason"] == "stop":
             try:
-                linked = link_schema(prepared, links, json.loads(choice["message"]["content"] or ""))
+                linked = link_schema(request_schema(prepared, r), links,
+                                     json.loads(choice["message"]["content"] or ""))
             except json.JSONDecodeError:
                 linked = None
             if linked is not None:
