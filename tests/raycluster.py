@@ -1,0 +1,111 @@
+"""A Ray cluster on this host for the tests: head (and more nodes) by `ray start --block`, stopped by PID."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+RAY = str(Path(sys.executable).with_name("ray"))
+# Credentials for moto's S3 server: the actors' processes inherit the node's environment.
+# Ray >= 2.5x authenticates its RPCs with a token: one per test session, given to nodes and drivers.
+AUTH_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
+NODE_ENV = {**AUTH_ENV, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
+            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+@dataclass
+class Node:
+    process: subprocess.Popen
+    temp_dir: str
+
+    def kill_raylet(self) -> int:
+        """SIGKILL this node's raylet (the node is lost to the cluster); its pid."""
+        out = subprocess.run(["ps", "-o", "pid=,pgid=,args=", "-g", str(self.process.pid)],
+                             capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            pid, _, args = line.split(None, 2)
+            if "/raylet" in args.split()[0]:
+                os.kill(int(pid), signal.SIGKILL)
+                return int(pid)
+        raise AssertionError(f"no raylet among:\n{out}")
+
+    def stop(self) -> None:
+        """SIGKILL its process group: the daemons and workers this node started, nothing else."""
+        # (`ray start --block` takes ~20 s over a SIGTERM; `ray stop` would end every Ray on the host.)
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
+        shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+@dataclass
+class Cluster:
+    address: str
+    nodes: list[Node] = field(default_factory=list)
+
+    def add_node(self, cpus: int = 1) -> Node:
+        node = _start(["--address", self.address], cpus)
+        self.nodes.append(node)
+        return node
+
+    def stop(self) -> None:
+        for node in reversed(self.nodes):
+            node.stop()
+
+
+def _start(role: list[str], cpus: int) -> Node:
+    # Short temp dirs: Ray's unix sockets live there, and socket paths are limited to ~107 bytes.
+    temp_dir = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    manager, objects, agent_grpc, agent_http, runtime_env, metrics, dashboard = free_ports(7)
+    args = [RAY, "start", *role, "--block", "--num-cpus", str(cpus), "--node-ip-address", "127.0.0.1",
+            "--node-manager-port", str(manager), "--object-manager-port", str(objects),
+            "--dashboard-agent-grpc-port", str(agent_grpc), "--dashboard-agent-listen-port", str(agent_http),
+            "--runtime-env-agent-port", str(runtime_env), "--metrics-export-port", str(metrics),
+            "--dashboard-port", str(dashboard), "--object-store-memory", str(200 * 1024 * 1024),
+            "--disable-usage-stats"]
+    if "--head" in role:
+        args += ["--include-dashboard", "false", "--temp-dir", temp_dir]
+    env = {**os.environ, **NODE_ENV}
+    process = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    return Node(process, temp_dir)
+
+
+def start_cluster(cpus: int = 2, timeout: float = 60) -> Cluster:
+    """A head node on free ports; returns once a driver can connect."""
+    port = free_ports(1)[0]
+    head = _start(["--head", "--port", str(port)], cpus)
+    cluster = Cluster(f"127.0.0.1:{port}", [head])
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.process.poll() is not None:
+            break
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return cluster
+        except OSError:
+            time.sleep(0.2)
+    cluster.stop()
+    raise RuntimeError(f"the Ray head did not start within {timeout} s")

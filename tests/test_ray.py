@@ -1,0 +1,113 @@
+"""--engine ray on a Ray cluster started here: same outputs as local, the shared store, cluster-wide rpm."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from summarizer.loopback import LoopbackServer
+
+from .helpers import make_docs, manifest_entries
+from .raycluster import AUTH_ENV, Cluster, start_cluster
+
+pytestmark = pytest.mark.ray
+RUN_TIMEOUT = 120  # seconds for one `summarizer summarize` run, start-up included
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    pytest.importorskip("ray")
+    running = start_cluster(cpus=2)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def summarize(docs: Path, out: Path, server: LoopbackServer, *extra: str, cluster: Cluster | None = None,
+              cache: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`summarizer summarize` in a subprocess (bounded in time), on the cluster when one is given."""
+    env = dict(os.environ)
+    args = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
+            "--out", str(out), "--tables", "never", "--quiet", *extra]
+    if cache is not None:
+        args += ["--cache-dir", str(cache)]
+    if cluster is not None:
+        args += ["--engine", "ray"]
+        env.update(AUTH_ENV, RAY_ADDRESS=cluster.address)
+    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def results(out: Path) -> dict[str, object]:
+    return {p.relative_to(out).as_posix(): json.loads(p.read_text("utf-8"))["result"] for p in out.rglob("*.json")}
+
+
+def statuses(out: Path) -> dict[str, str]:
+    return {entry["relative"]: entry["status"] for entry in manifest_entries(out)}
+
+
+def mixed_docs(folder: Path, count: int) -> Path:
+    """Good documents, and two rows that fail (empty, binary) without failing the job."""
+    make_docs(folder, count)
+    (folder / "empty.txt").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00" * 50)
+    return folder
+
+
+def test_ray_engine_gives_the_same_outputs_and_statuses_as_the_local_engine(cluster, tmp_path):
+    docs = mixed_docs(tmp_path / "docs", 16)
+    with LoopbackServer() as server:
+        local = summarize(docs, tmp_path / "local", server, "--concurrency", "8", cache=tmp_path / "c1")
+        sent_local = len(server.requests)
+        on_ray = summarize(docs, tmp_path / "ray", server, "--concurrency", "8", "--workers", "2",
+                           cluster=cluster, cache=tmp_path / "c2")
+        sent_ray = len(server.requests) - sent_local
+    assert local.returncode == on_ray.returncode == 1, (local.stderr, on_ray.stderr)  # two rows failed
+    assert sent_local == sent_ray == 16
+    assert results(tmp_path / "ray") == results(tmp_path / "local") and len(results(tmp_path / "local")) == 16
+    ray_statuses = statuses(tmp_path / "ray")
+    assert ray_statuses == statuses(tmp_path / "local")
+    assert sorted(set(ray_statuses.values())) == ["empty", "not_text", "ok"]
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_second_run_with_a_fresh_cache_and_the_same_store_sends_nothing(cluster, tmp_path, kind, request):
+    if kind == "s3":
+        s3 = request.getfixturevalue("s3_server")
+        store = ["--store", f"s3://{s3.bucket}/{uuid.uuid4().hex[:8]}", "--store-endpoint", s3.url]
+    else:
+        store = ["--store", (tmp_path / "shared").as_uri()]
+    docs = make_docs(tmp_path / "docs", 12)
+    with LoopbackServer() as server:
+        first = summarize(docs, tmp_path / "out1", server, *store, cluster=cluster, cache=tmp_path / "node1")
+        assert first.returncode == 0, first.stderr
+        assert len(server.requests) == 12
+        second = summarize(docs, tmp_path / "out2", server, *store, cluster=cluster, cache=tmp_path / "node2")
+        assert second.returncode == 0, second.stderr
+        assert len(server.requests) == 12  # every result came from the store
+        # The local engine, on yet another node's cache, reads the same store (the key has the server's URL).
+        third = summarize(docs, tmp_path / "out3", server, *store, cache=tmp_path / "node3")
+        assert third.returncode == 0 and len(server.requests) == 12
+    assert set(statuses(tmp_path / "out2").values()) == set(statuses(tmp_path / "out3").values()) == {"cached"}
+    assert results(tmp_path / "out2") == results(tmp_path / "out3") == results(tmp_path / "out1")
+
+
+def test_cluster_wide_rpm_holds_against_a_server_that_enforces_it(cluster, tmp_path):
+    rpm, count = 1200, 100
+    docs = make_docs(tmp_path / "docs", count)
+    with LoopbackServer(rpm=rpm, latency=0.05) as server:
+        run = summarize(docs, tmp_path / "out", server, "--rpm", str(rpm), "--concurrency", "16",
+                        "--workers", "2", cluster=cluster)
+        assert run.returncode == 0, run.stderr
+        assert server.rejected_429 == 0
+        times = sorted(r.at for r in server.requests)
+    assert len(times) == count
+    rate = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert 0.9 * rpm <= rate <= 1.05 * rpm, rate
