@@ -130,6 +130,7 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
             cache.close()  # each actor opens its node's own
         engine = RayEngine(make_processor, spec.request_slots, budget=budget, address=settings.ray_address,
                            actors=settings.workers)
+        engine.warn = observer.warn
     elif workers > 1:
         if cache is not None:
             cache.close()  # each worker opens its own connection; none crosses the fork

@@ -19,7 +19,9 @@ RAY = str(Path(sys.executable).with_name("ray"))
 # Ray >= 2.5x authenticates its RPCs with a token: one per test session, given to nodes and drivers.
 AUTH_ENV = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
 NODE_ENV = {**AUTH_ENV, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1",
-            "RAY_USAGE_STATS_ENABLED": "0", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+            "RAY_USAGE_STATS_ENABLED": "0",
+            # A lost node is noticed in ~2 s rather than ~15 s.
+            "RAY_health_check_period_ms": "500", "RAY_health_check_failure_threshold": "4", "PYTHONWARNINGS": "ignore::DeprecationWarning"}
 
 
 def free_ports(count: int) -> list[int]:
@@ -38,16 +40,20 @@ class Node:
     process: subprocess.Popen
     temp_dir: str
 
+    def processes(self) -> dict[int, str]:
+        """pid -> command line of every process this node started (its process group)."""
+        out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-g", str(self.process.pid)],
+                             capture_output=True, text=True, timeout=10).stdout
+        return {int(pid): args for pid, args in (line.split(None, 1) for line in out.splitlines())}
+
     def kill_raylet(self) -> int:
         """SIGKILL this node's raylet (the node is lost to the cluster); its pid."""
-        out = subprocess.run(["ps", "-o", "pid=,pgid=,args=", "-g", str(self.process.pid)],
-                             capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            pid, _, args = line.split(None, 2)
-            if "/raylet" in args.split()[0]:
-                os.kill(int(pid), signal.SIGKILL)
-                return int(pid)
-        raise AssertionError(f"no raylet among:\n{out}")
+        processes = self.processes()
+        for pid, args in processes.items():
+            if args.split()[0].endswith("/raylet"):
+                os.kill(pid, signal.SIGKILL)
+                return pid
+        raise AssertionError(f"no raylet among: {processes}")
 
     def stop(self) -> None:
         """SIGKILL its process group: the daemons and workers this node started, nothing else."""
@@ -65,10 +71,21 @@ class Cluster:
     address: str
     nodes: list[Node] = field(default_factory=list)
 
-    def add_node(self, cpus: int = 1) -> Node:
+    def add_node(self, cpus: int = 1, timeout: float = 60) -> Node:
+        """Start one more node and return once the cluster counts it alive."""
         node = _start(["--address", self.address], cpus)
         self.nodes.append(node)
+        self.wait_for_nodes(len(self.nodes), timeout)
         return node
+
+    def wait_for_nodes(self, count: int, timeout: float) -> None:
+        # From a separate driver process: the test process itself stays out of the cluster.
+        code = (f"import ray, time\nray.init(address={self.address!r}, logging_level='ERROR')\n"
+                f"deadline = time.monotonic() + {timeout}\n"
+                f"while sum(n['Alive'] for n in ray.nodes()) < {count}:\n"
+                "    assert time.monotonic() < deadline, 'node did not join'\n    time.sleep(0.2)\n")
+        subprocess.run([sys.executable, "-c", code], env={**os.environ, **AUTH_ENV}, check=True,
+                       capture_output=True, timeout=timeout + 30)
 
     def stop(self) -> None:
         for node in reversed(self.nodes):

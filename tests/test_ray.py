@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -31,18 +33,31 @@ def cluster() -> Iterator[Cluster]:
         running.stop()
 
 
-def summarize(docs: Path, out: Path, server: LoopbackServer, *extra: str, cluster: Cluster | None = None,
-              cache: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`summarizer summarize` in a subprocess (bounded in time), on the cluster when one is given."""
+def command(docs: Path, out: Path, server: LoopbackServer, *extra: str, cluster: Cluster | None = None,
+            cache: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """`summarizer summarize` as arguments and environment, on the cluster when one is given."""
     env = dict(os.environ)
     args = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
-            "--out", str(out), "--tables", "never", "--quiet", *extra]
+            "--out", str(out), "--tables", "never", *extra]
     if cache is not None:
         args += ["--cache-dir", str(cache)]
     if cluster is not None:
         args += ["--engine", "ray"]
         env.update(AUTH_ENV, RAY_ADDRESS=cluster.address)
-    return subprocess.run(args, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    return args, env
+
+
+def summarize(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `command(...)` quietly, bounded in time."""
+    argv, env = command(*args, **kwargs)
+    return subprocess.run([*argv, "--quiet"], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
 
 
 def results(out: Path) -> dict[str, object]:
@@ -111,3 +126,68 @@ def test_cluster_wide_rpm_holds_against_a_server_that_enforces_it(cluster, tmp_p
     assert len(times) == count
     rate = (len(times) - 1) / (times[-1] - times[0]) * 60
     assert 0.9 * rpm <= rate <= 1.05 * rpm, rate
+
+
+KILL_LIMITS = """
+import ray
+ray.init(address=ADDRESS, namespace="summarizer", logging_level="ERROR")
+names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("summarizer-limits-")]
+assert len(names) == 1, names
+ray.kill(ray.get_actor(names[0], namespace="summarizer"), no_restart=False)
+"""
+
+
+def test_the_limits_actor_restarts_mid_run_and_the_rate_still_holds(cluster, tmp_path):
+    rpm, count = 1200, 100
+    docs = make_docs(tmp_path / "docs", count)
+    with LoopbackServer(rpm=rpm, latency=0.05) as server:
+        argv, env = command(docs, tmp_path / "out", server, "--rpm", str(rpm), "--concurrency", "16",
+                            "--workers", "2", cluster=cluster)
+        run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: len(server.requests) >= 10, 60, "the run to get going")
+            killer = subprocess.run([sys.executable, "-c", f"ADDRESS = {cluster.address!r}\n{KILL_LIMITS}"],
+                                    env=env, capture_output=True, text=True, timeout=60)
+            assert killer.returncode == 0, killer.stderr
+            killed_at = len(server.requests)
+            _, stderr = run.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            run.kill()
+        assert run.returncode == 0, stderr
+        assert killed_at < count  # the limiter died mid-run
+        assert server.rejected_429 == 0
+        assert len(server.requests) == count  # nothing lost, nothing sent twice
+    assert set(statuses(tmp_path / "out").values()) == {"ok"}
+
+
+def test_killing_a_nodes_raylet_mid_run_loses_no_document_and_the_same_command_finishes(cluster, tmp_path):
+    count = 60
+    docs = make_docs(tmp_path / "docs", count)
+    node = cluster.add_node(cpus=1)
+    store = ["--store", (tmp_path / "shared").as_uri()]
+    try:
+        with LoopbackServer(latency=0.2) as server:
+            argv, env = command(docs, tmp_path / "out", server, "--concurrency", "8", "--workers", "2", *store,
+                                cluster=cluster, cache=tmp_path / "cache")
+            run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                wait_for(lambda: len(server.requests) >= 16, 60, "the run to get going")
+                assert any("DocumentActor" in args for args in node.processes().values())  # SPREAD put one there
+                node.kill_raylet()
+                _, stderr = run.communicate(timeout=RUN_TIMEOUT)
+            finally:
+                run.kill()
+            assert "died" in stderr  # an actor was on the lost node
+            first = len(server.requests)
+            again = summarize(docs, tmp_path / "out", server, *store, cluster=cluster, cache=tmp_path / "cache")
+            assert again.returncode == 0, again.stderr
+            total = len(server.requests)
+    finally:
+        node.stop()
+        cluster.nodes.remove(node)
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".json")
+    assert outputs == [f"doc{i:03d}.json" for i in range(count)]  # each document exactly one output
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary left
+    # Resent at most what was in flight on the lost node: its actor's share of --concurrency.
+    assert count <= first <= total <= count + 4, (first, total)
+    assert set(statuses(tmp_path / "out").values()) <= {"ok", "cached"}

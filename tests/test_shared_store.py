@@ -59,3 +59,26 @@ def test_s3_store_against_an_s3_server_honours_if_none_match(s3_server):
     assert store.put("ef56", ENTRY) is True
     assert store.put("ef56", OTHER) is False  # the server answered 412: the first result stays
     assert store.get("ef56") == ENTRY
+
+
+def test_engine_ray_without_ray_installed_names_the_install_command(monkeypatch):
+    import sys
+
+    from summarizer.engines.ray import import_ray
+    from summarizer.errors import ExtraMissing
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    with pytest.raises(ExtraMissing, match=r"pip install 'summarizer\[ray\]'"):
+        import_ray()
+
+
+def test_engine_and_store_settings_come_from_flags_and_environment(tmp_path):
+    from summarizer.settings import build_settings
+
+    settings = build_settings({"engine": "ray", "store": "file:///shared/results"},
+                              {"RAY_ADDRESS": "10.0.0.1:6379", "SUMMARIZER_STORE_ENDPOINT": "http://minio:9000"},
+                              tmp_path / "none.toml")
+    assert (settings.engine, settings.ray_address, settings.store, settings.store_endpoint) == (
+        "ray", "10.0.0.1:6379", "file:///shared/results", "http://minio:9000")
+    with pytest.raises(ConfigError, match="--engine"):
+        build_settings({"engine": "spark"}, {}, tmp_path / "none.toml")

@@ -18,6 +18,7 @@ import sys
 import uuid
 import warnings
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import ConfigError, ExtraMissing, OutputUnwritable
@@ -33,6 +34,7 @@ from .workers import DOCUMENTS_PER_WORKER
 INSTALL = "pip install 'summarizer[ray]'"
 ATTEMPTS = 3  # a document whose actor died is sent to another actor this many times in all
 CLOSE_TIMEOUT = 10.0
+NAMESPACE = "summarizer"  # where a run's named Limits actor can be found (ray list actors)
 
 
 def import_ray() -> Any:
@@ -183,8 +185,8 @@ class RayEngine:
         self._owns = not ray.is_initialized()
         if self._owns:
             try:
-                ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
-                         configure_logging=False)
+                ray.init(address=address, namespace=NAMESPACE, include_dashboard=False,
+                         logging_level=logging.WARNING, configure_logging=False)
             except ConnectionError as exc:
                 raise ConfigError(f"cannot join the Ray cluster at {address}: {exc} (check --ray-address "
                                   "or RAY_ADDRESS, or leave both unset to start Ray on this machine)") from exc
@@ -209,6 +211,7 @@ class RayEngine:
         self._dead: set[int] = set()
         self._stopped = False
         self._usage = Usage()
+        self.warn: Callable[[str], None] = lambda message: None
         # Actors keep a backlog as deep as their share, so none waits for the driver between two.
         self.slots = concurrency * 2 + document_slots(concurrency)
 
@@ -226,8 +229,11 @@ class RayEngine:
             try:
                 outcome = await self._actors[index].process.remote(shipped, final)
                 break
-            except self._ray.exceptions.RayActorError:
-                self._dead.add(index)  # its node or process is gone: the document goes to another
+            except self._ray.exceptions.RayActorError as exc:
+                if index not in self._dead:  # its node or process is gone: the document goes to another
+                    self._dead.add(index)
+                    self.warn(f"Ray actor {index} died ({type(exc).__name__}; a lost node?): its documents "
+                              f"go to the {len(self._actors) - len(self._dead)} other(s)")
             finally:
                 self._load[index] -= 1
         if outcome is None:
