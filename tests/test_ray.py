@@ -191,3 +191,27 @@ def test_killing_a_nodes_raylet_mid_run_loses_no_document_and_the_same_command_f
     # Resent at most what was in flight on the lost node: its actor's share of --concurrency.
     assert count <= first <= total <= count + 4, (first, total)
     assert set(statuses(tmp_path / "out").values()) <= {"ok", "cached"}
+
+
+def test_a_token_budget_and_a_401_stop_the_whole_cluster(cluster, tmp_path):
+    docs = make_docs(tmp_path / "docs", 40)
+    with LoopbackServer(latency=0.05) as server:
+        budget = summarize(docs, tmp_path / "out", server, "--concurrency", "4", "--workers", "2",
+                           "--max-tokens-total", "1500", cluster=cluster)
+        sent = len(server.requests)
+    assert budget.returncode == 1 and "token budget of 1500 reached" in budget.stderr
+    # 150 tokens a request: 10 reach the budget; at most the 4 in flight across both actors go beyond.
+    assert 10 <= sent <= 14, sent
+    assert len(list((tmp_path / "out").glob("doc*.json"))) == sent
+
+    def first_five_then_401(body):
+        from summarizer.loopback import Reply, canned_responder
+
+        return canned_responder(body) if len(server.requests) <= 5 else Reply.error(401, "bad key")
+
+    with LoopbackServer(first_five_then_401, latency=0.05) as server:
+        refused = summarize(docs, tmp_path / "out401", server, "--concurrency", "4", "--workers", "2",
+                            cluster=cluster)
+        sent = len(server.requests)
+    assert refused.returncode == 2, refused.stderr
+    assert sent <= 5 + 4  # after the first 401, only what was already in flight

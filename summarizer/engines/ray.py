@@ -15,13 +15,14 @@ import asyncio
 import dataclasses
 import logging
 import sys
+import time
 import uuid
 import warnings
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, ExtraMissing, OutputUnwritable
+from ..errors import ConfigError, ExtraMissing, NotStarted, OutputUnwritable
 from ..inputs import STDIN, InputItem, display_path
 from ..outcome import Outcome, Status
 from ..pricing import Budget
@@ -34,6 +35,8 @@ from .workers import DOCUMENTS_PER_WORKER
 INSTALL = "pip install 'summarizer[ray]'"
 ATTEMPTS = 3  # a document whose actor died is sent to another actor this many times in all
 CLOSE_TIMEOUT = 10.0
+WATCH_EVERY = 0.25  # seconds between an actor's looks at the run's Limits
+SYNC_EVERY = 1.0  # seconds between the driver's restorations of Limits' usage and stop
 NAMESPACE = "summarizer"  # where a run's named Limits actor can be found (ray list actors)
 
 
@@ -62,9 +65,16 @@ class Limits:
             # until the driver has restored the rest (sync) and a pause in force would mostly be over.
             self.limiter.pause(1.0)
 
-    async def acquire(self, estimated_tokens: int) -> tuple[bool, int]:
+    async def acquire(self, estimated_tokens: int, *spent: int) -> tuple[bool, int]:
+        """Book one request (--rpm, --tpm); also takes the caller's usage since its last call."""
+        self.spend(*spent)
         await self.limiter.acquire(estimated_tokens)
         return self.may_start(), self.fallback
+
+    def state(self, *spent: int) -> tuple[bool, int, float]:
+        """An actor's periodic look: may documents start, auto mode's choice, the pause left."""
+        self.spend(*spent)
+        return self.may_start(), self.fallback, self.limiter.paused_for()
 
     def reconcile(self, estimated_tokens: int, actual_tokens: int) -> None:
         self.limiter.reconcile(estimated_tokens, actual_tokens)
@@ -95,22 +105,37 @@ class Limits:
 
 
 class _RemoteLimiter:
-    """The backend's rate limiter inside an actor: every booking goes through the Limits actor."""
+    """The backend's rate limiter inside an actor: bookings through the Limits actor (with --rpm or
+    --tpm), pauses kept here too, so that a pause learnt from the cluster holds this actor's requests."""
 
-    def __init__(self, limits: Any, actor: DocumentActor) -> None:
-        self._limits, self._actor = limits, actor
+    def __init__(self, limits: Any, actor: DocumentActor, paced: bool) -> None:
+        self._limits, self._actor, self._paced = limits, actor, paced
+        self._local = RateLimiter()  # no pacing: only the pauses
         self.pauses = 0
 
     async def acquire(self, estimated_tokens: int = 0) -> None:
-        may_start, fallback = await self._limits.acquire.remote(estimated_tokens)
-        self._actor.learn(may_start, fallback)
+        if self._paced:
+            may_start, fallback = await self._limits.acquire.remote(estimated_tokens, *self._actor.take_spent())
+            self._actor.learn(may_start, fallback)
+        elif self._actor.budgeted:  # the budget may have been reached on another node a moment ago
+            may_start, fallback, _ = await self._limits.state.remote(*self._actor.take_spent())
+            self._actor.learn(may_start, fallback)
+        if not self._actor.may_send():
+            raise NotStarted("the run has stopped")
+        await self._local.acquire()
 
     def reconcile(self, estimated_tokens: int, actual_tokens: int) -> None:
-        self._limits.reconcile.remote(estimated_tokens, actual_tokens)
+        if self._paced:
+            self._limits.reconcile.remote(estimated_tokens, actual_tokens)
 
     def pause(self, seconds: float) -> None:
         self.pauses += 1
+        self._local.pause(seconds)
         self._limits.pause.remote(seconds)
+
+    def learn_pause(self, seconds: float) -> None:
+        if seconds > self._local.paused_for():
+            self._local.pause(seconds)
 
 
 class _RemoteFlag:
@@ -135,22 +160,48 @@ class DocumentActor:
     def __init__(self, factory: ProcessorFactory, slots: int, limits: Any) -> None:
         self._limits, self._stopped = limits, False
         self._flag = _RemoteFlag(limits)
-        factory = dataclasses.replace(factory, limiter=_RemoteLimiter(limits, self), fallback_memory=self._flag)
-        self._processor = factory(_warn, self._may_send, self._spend, slots)
+        settings = factory.spec.settings
+        self._limiter = _RemoteLimiter(limits, self, paced=bool(settings.rpm or settings.tpm))
+        factory = dataclasses.replace(factory, limiter=self._limiter, fallback_memory=self._flag)
+        self._processor = factory(_warn, self.may_send, self._spend, slots)
+        self._spent = Usage()  # not yet told to Limits
+        # With a budget, usage is told at once and each document asks first (as worker processes
+        # do): exact to the documents in flight, at one more small call per document.
+        self.budgeted = factory.spec.settings.max_tokens_total is not None or settings.max_cost is not None
+        self._watch: asyncio.Task[None] | None = None
 
     def learn(self, may_start: bool, fallback: int) -> None:
         self._stopped = self._stopped or not may_start
         self._flag._value = fallback
 
-    def _may_send(self) -> bool:
+    def take_spent(self) -> tuple[int, int, int]:
+        spent, self._spent = self._spent, Usage()
+        return spent.prompt_tokens, spent.completion_tokens, spent.requests
+
+    def may_send(self) -> bool:
         return not self._stopped
 
     def _spend(self, usage: Usage) -> None:
-        self._limits.spend.remote(usage.prompt_tokens, usage.completion_tokens, usage.requests)
+        self._spent += usage  # told to Limits with the next booking or look, within WATCH_EVERY
+        if self.budgeted:
+            self._limits.spend.remote(*self.take_spent())
+
+    async def _look(self) -> None:
+        # The cluster's stop, budget, auto mode's choice and 429 pause, a few times a second: one
+        # small call per actor, whatever the number of documents.
+        while True:
+            try:
+                may_start, fallback, paused_for = await self._limits.state.remote(*self.take_spent())
+                self.learn(may_start, fallback)
+                self._limiter.learn_pause(paused_for)
+            except Exception as exc:  # Limits restarting: the next look will do
+                _warn(f"cannot reach the run's Limits actor ({type(exc).__name__}); retrying")
+            await asyncio.sleep(WATCH_EVERY)
 
     async def process(self, item: InputItem, final: bool) -> Outcome:
-        if self._stopped or not await self._limits.may_start.remote():
-            self._stopped = True
+        if self._watch is None:
+            self._watch = asyncio.get_running_loop().create_task(self._look())
+        if self._stopped:
             return Outcome(item, Status.NOT_STARTED)
         outcome = await self._processor.process(item, final, None)  # the driver writes the output
         outcome.exception = None  # exceptions do not always survive pickling; the message does
@@ -161,6 +212,9 @@ class DocumentActor:
         return outcome
 
     async def close(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+        await self._limits.state.remote(*self.take_spent())
         await self._processor.backend.aclose()
         if self._processor.cache is not None:
             self._processor.cache.close()
@@ -211,6 +265,7 @@ class RayEngine:
         self._dead: set[int] = set()
         self._stopped = False
         self._usage = Usage()
+        self._synced = time.monotonic()
         self.warn: Callable[[str], None] = lambda message: None
         # Actors keep a backlog as deep as their share, so none waits for the driver between two.
         self.slots = concurrency * 2 + document_slots(concurrency)
@@ -241,11 +296,16 @@ class RayEngine:
                            "died (lost nodes?); re-run the same command to continue", error_class="WorkerFailed")
         outcome.item = item
         self._usage += outcome.usage
-        self._limits.sync.remote(self._stopped, self._usage.prompt_tokens, self._usage.completion_tokens,
-                                 self._usage.requests)
+        if time.monotonic() - self._synced > SYNC_EVERY:
+            self._sync()
         if outcome.envelope is not None and path is not None:
             await self._write(outcome, path)
         return outcome
+
+    def _sync(self) -> None:
+        self._synced = time.monotonic()
+        self._limits.sync.remote(self._stopped, self._usage.prompt_tokens, self._usage.completion_tokens,
+                                 self._usage.requests)
 
     def _pick(self) -> int | None:
         live = [i for i in range(len(self._actors)) if i not in self._dead]
@@ -284,8 +344,9 @@ class RayEngine:
         """Close the actors' clients and caches, end the actors, and Ray if this run started it."""
         ray = self._ray
         closing = [actor.close.remote() for i, actor in enumerate(self._actors) if i not in self._dead]
-        if closing:
-            await asyncio.wait([asyncio.ensure_future(ref) for ref in closing], timeout=CLOSE_TIMEOUT)
+        # One last call to Limits, so that the usage syncs queued before it are done when it ends.
+        closing.append(self._limits.may_start.remote())
+        await asyncio.wait([asyncio.ensure_future(ref) for ref in closing], timeout=CLOSE_TIMEOUT)
         for actor in [*self._actors, self._limits]:
             try:
                 ray.kill(actor, no_restart=True)
