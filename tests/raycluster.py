@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -41,10 +42,23 @@ class Node:
     temp_dir: str
 
     def processes(self) -> dict[int, str]:
-        """pid -> command line of every process this node started (its process group)."""
-        out = subprocess.run(["ps", "-ww", "-o", "pid=,args=", "-g", str(self.process.pid)],
-                             capture_output=True, text=True, timeout=10).stdout
-        return {int(pid): args for pid, args in (line.split(None, 1) for line in out.splitlines())}
+        """pid -> command line of every process this node started (its descendants: Ray's workers
+        are in process groups of their own)."""
+        out = subprocess.run(["ps", "-ww", "-eo", "pid=,ppid=,args="], capture_output=True, text=True,
+                             timeout=10).stdout
+        children: dict[int, list[int]] = {}
+        args: dict[int, str] = {}
+        for line in out.splitlines():
+            pid, ppid, command = line.split(None, 2)
+            children.setdefault(int(ppid), []).append(int(pid))
+            args[int(pid)] = command
+        found, todo = {}, [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            if pid in args:
+                found[pid] = args[pid]
+                todo.extend(children.get(pid, []))
+        return found
 
     def kill_raylet(self) -> int:
         """SIGKILL this node's raylet (the node is lost to the cluster); its pid."""
@@ -56,12 +70,13 @@ class Node:
         raise AssertionError(f"no raylet among: {processes}")
 
     def stop(self) -> None:
-        """SIGKILL its process group: the daemons and workers this node started, nothing else."""
+        """SIGKILL the processes this node started, nothing else, and remove its temp dir."""
         # (`ray start --block` takes ~20 s over a SIGTERM; `ray stop` would end every Ray on the host.)
-        try:
+        for pid in self.processes() if self.process.poll() is None else {}:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 

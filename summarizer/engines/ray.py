@@ -224,6 +224,11 @@ def _warn(message: str) -> None:
     print(f"warning: {message}", file=sys.stderr)  # Ray forwards an actor's stderr to the driver
 
 
+def _worker_nodes(ray: Any) -> list[str]:
+    """The ids of the live nodes that offer CPUs."""
+    return [node["NodeID"] for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU")]
+
+
 def auto_actors(concurrency: int, cluster_cpus: float) -> int:
     """Actors for a run when --workers is not given: one per 16 requests in flight, up to the CPUs."""
     return max(1, min(int(cluster_cpus), concurrency // DOCUMENTS_PER_WORKER))
@@ -255,11 +260,19 @@ class RayEngine:
             max_task_retries=-1, max_concurrency=100_000,
         ).remote(settings.rpm, settings.tpm, budget)
         remote_actor = ray.remote(DocumentActor)
+        nodes = _worker_nodes(ray)
         self._actors: list[Any] = []
         for index in range(count):
             slots = concurrency // count + (1 if index < concurrency % count else 0)  # shares sum to --concurrency
+            # Round-robin over the nodes (soft: another node if that one is gone), so that the
+            # actors, and a lost node's share of the run, are even.
+            placement: Any = "SPREAD"
+            if nodes:
+                from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+                placement = NodeAffinitySchedulingStrategy(nodes[index % len(nodes)], soft=True)
             self._actors.append(remote_actor.options(
-                num_cpus=0, max_concurrency=document_slots(slots) + 1, scheduling_strategy="SPREAD",
+                num_cpus=0, max_concurrency=document_slots(slots) + 1, scheduling_strategy=placement,
             ).remote(factory, slots, self._limits))
         self._load = [0] * count
         self._dead: set[int] = set()
