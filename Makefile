@@ -9,7 +9,7 @@ export CMAKE_ARGS ?= -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=O
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -e '.[local,test]'
+	$(VENV)/bin/pip install --quiet -e '.[local,test,ray]'
 	# Bytecode for our own modules too (an editable install has none; PYTHONDONTWRITEBYTECODE may be set).
 	$(VENV)/bin/python -m compileall -q summarizer schemas prompts
 	touch $@

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["startup.py", "throughput.py", "ratelimit.py", "memory.py", "local.py"]
+BENCHES = ["startup.py", "throughput.py", "ratelimit.py", "memory.py", "local.py", "ray.py"]
 
 if __name__ == "__main__":
     for name in BENCHES:

@@ -3,4 +3,5 @@
 BACKENDS = ("auto", "openai", "local")
 MODES = ("auto", "json_schema", "json_object", "tools")
 TABLES = ("auto", "always", "never")
+ENGINES = ("local", "ray")
 REPORT_FORMATS = ("md", "html", "csv", "jsonl")

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
-from .choices import BACKENDS, MODES, REPORT_FORMATS, TABLES
+from .choices import BACKENDS, ENGINES, MODES, REPORT_FORMATS, TABLES
 from .errors import ConfigError, RunStopper, SummarizerError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -151,6 +151,10 @@ def _add_run_options(s: argparse.ArgumentParser) -> None:
     g.add_argument("--concurrency", type=int, help="requests in flight (default 8; local model: 1)")
     g.add_argument("--workers", type=int,
                    help="processes sharing --concurrency (default: one per 16 requests in flight, at most one per CPU)")
+    g.add_argument("--engine", choices=ENGINES,
+                   help="where documents are processed: this machine (default) or a Ray cluster (pip install '.[ray]')")
+    g.add_argument("--ray-address", dest="ray_address", metavar="ADDRESS",
+                   help="the Ray cluster to join (env RAY_ADDRESS; default: start one on this machine)")
     g.add_argument("--rpm", type=float, help="requests per minute limit")
     g.add_argument("--tpm", type=float, help="tokens per minute limit")
     g.add_argument("--max-cost", dest="max_cost", type=float, help="stop once this many USD are spent (est.)")
@@ -169,6 +173,10 @@ def _add_run_options(s: argparse.ArgumentParser) -> None:
     g.add_argument("--out", dest="out_dir", help="output folder (default outputs/)")
     g.add_argument("--json", dest="json_output", action="store_true", default=None,
                    help="print output documents as JSON on stdout instead of tables")
+    g.add_argument("--store", metavar="URI",
+                   help="shared result store, file:///path or s3://bucket/prefix: a result in it is never paid twice")
+    g.add_argument("--store-endpoint", dest="store_endpoint", metavar="URL",
+                   help="URL of an S3-compatible server for an s3:// --store (default: AWS)")
     g.add_argument("--jsonl", metavar="FILE", help="also write all results, in input order, to FILE")
     g.add_argument("--tables", choices=TABLES,
                    help="per-document tables (auto: when at most 20 documents)")

@@ -16,6 +16,8 @@ SummarizerError
 │   ├── UnknownModel       the server does not serve the configured model (also a BackendError)
 │   ├── ServerUnreachable  no connection to the server, even after the retries (also a BackendError)
 │   ├── BackendMissing     the optional local backend is not installed (also a ConfigError)
+│   ├── ExtraMissing       an optional engine or store package (ray, boto3) is not installed (also a ConfigError)
+│   ├── StoreUnavailable   the shared result store (--store) cannot be read or written
 │   └── OutputUnwritable   an output, manifest or cache write failed (disk full, read-only folder)
 ├── BackendError           the model server or local model failed
 │   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
@@ -153,6 +155,14 @@ class ServerUnreachable(RunStopper, BackendError):
 
 class BackendMissing(RunStopper, ConfigError):
     """An optional backend's packages are not installed."""
+
+
+class ExtraMissing(RunStopper, ConfigError):
+    """An optional package (the Ray engine, the S3 store) is missing; the message names the install command."""
+
+
+class StoreUnavailable(RunStopper):
+    """The shared result store (--store) cannot be read or written: every later document would fail too."""
 
 
 class ExtractionError(SummarizerError):

@@ -37,6 +37,7 @@ from .errors import (
 from .inputs import STDIN, InputItem, display_path
 from .outcome import Outcome, Status
 from .settings import Settings
+from .shared_store import ResultStore
 from .store import write_json
 from .usage import Usage
 
@@ -126,8 +127,9 @@ class DocumentProcessor:
 
     def __init__(self, spec: RunSpec, backend: Backend, gate: RequestGate, *, cache: Cache | None,
                  checker: Checker | None, stdin_bytes: bytes | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, store: ResultStore | None = None) -> None:
         self.spec, self.backend, self.gate, self.cache = spec, backend, gate, cache
+        self.store = store  # the shared result store, behind the per-node cache
         self.checker, self.stdin_bytes, self._clock = checker, stdin_bytes, clock
         self._key_base = spec.key_parts(backend)
         self._traits = spec.schema.traits.as_dict()
@@ -163,6 +165,11 @@ class DocumentProcessor:
         document = await self._load(item)
         key = cache_key({**self._key_base, "text": document.text_sha256})
         entry = self._cache_get(key)
+        if entry is None and self.store is not None:
+            # Network or shared-disk I/O: in a thread, so that other documents' requests go on.
+            entry = await asyncio.to_thread(self.store.get, key)
+            if entry is not None:
+                self._cache_put(key, entry)  # this node answers the next time without the store
         cached = entry is not None
         usage = Usage()
         checks: dict[str, Any] | None = None
@@ -170,6 +177,8 @@ class DocumentProcessor:
             entry, usage, result = await self._extract(document, key)
             checks = self._check(entry, document, result)
             self._cache_put(key, entry)
+            if self.store is not None:
+                await asyncio.to_thread(self.store.put, key, entry)  # another writer's equal result may win
         if checks is None:  # cached: checks are redone when the checks or the day changed
             checks = self._check(entry, document)
         envelope = self._envelope(document, entry, cached, usage, checks)
@@ -400,3 +409,28 @@ def read_capped(path: str, limit: int, stream: bool = False) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+@dataclass(frozen=True)
+class ProcessorFactory:
+    """Builds a run's DocumentProcessor where it runs (a worker process, a Ray actor), the same way.
+
+    Picklable (settings, spec, paths, store): an engine ships it to other processes or nodes and
+    swaps in its own run-wide `limiter` and `fallback_memory` (shared memory, a cluster actor).
+    """
+
+    spec: RunSpec
+    cache_dir: Path | None  # None: no per-node cache
+    store: ResultStore | None = None
+    limiter: Any = None
+    fallback_memory: Any = None
+
+    def __call__(self, warn: Callable[[str], None], may_send: Callable[[], bool],
+                 spend: Callable[[Usage], None], slots: int) -> DocumentProcessor:
+        from .backends import make_backend
+        from .checks import run_checks
+
+        cache = Cache(self.cache_dir, warn=warn) if self.cache_dir is not None else None
+        backend = make_backend(self.spec.settings, self.limiter, self.fallback_memory)
+        gate = RequestGate(backend, slots, may_send, spend)
+        return DocumentProcessor(self.spec, backend, gate, cache=cache, checker=run_checks, store=self.store)

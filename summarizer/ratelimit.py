@@ -92,6 +92,10 @@ class RateLimiter:
             with self._guard:
                 self._state[_TOKENS] += correction
 
+    def paused_for(self) -> float:
+        """Seconds left of the pause in force (0 when none)."""
+        return max(0.0, self._state[_PAUSED] - self._clock())
+
     def pause(self, seconds: float) -> None:
         """Hold every request of the run for this long (a 429's Retry-After, capped by the caller)."""
         if not math.isfinite(seconds) or seconds <= 0:

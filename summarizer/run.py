@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path, PurePath
 from typing import Any
 
@@ -92,16 +92,22 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     from .engines.base import RunControl
     from .engines.inprocess import InProcessEngine
     from .engines.workers import WorkerEngine, auto_workers, shared_flag
-    from .processor import DocumentProcessor, RequestGate, RunSpec
+    from .processor import DocumentProcessor, ProcessorFactory, RequestGate, RunSpec
     from .ratelimit import RateLimiter
     from .scheduler import Scheduler
+    from .shared_store import open_store
     from .store import Manifest
 
     observer = CliObserver(settings, tables=_want_tables(settings.tables, total), single=total == 1)
     if capabilities.quality_note and not settings.quiet:
         make_console(sys.stderr).print(capabilities.quality_note, style="yellow", soft_wrap=True)
     parallel = capabilities.parallel_requests
-    workers = 1 if not parallel or stdin_bytes is not None else (
+    from .engines import CLUSTER_ENGINES, cluster_engine
+
+    on_ray = settings.engine in CLUSTER_ENGINES and stdin_bytes is None
+    if settings.engine in CLUSTER_ENGINES and not on_ray:
+        observer.warn(f"--engine {settings.engine} is ignored when reading stdin: the document is processed here")
+    workers = 1 if not parallel or stdin_bytes is not None or on_ray else (
         settings.workers or auto_workers(settings.concurrency, parallel, total))
     if not parallel and (settings.workers or 1) > 1:
         observer.warn("--workers is ignored with this backend: it answers one request at a time in this process")
@@ -114,15 +120,18 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     fallback_memory = shared_flag() if workers > 1 else None  # auto mode's choice, run-wide
     backend = make_backend(settings, limiter)  # imports the model client before any fork
 
-    def make_processor(warn: Callable[[str], None], may_send: Callable[[], bool], spend: Any,
-                       slots: int) -> DocumentProcessor:
-        worker_cache = Cache(settings.cache_dir, warn=warn) if cache is not None and settings.cache_dir else None
-        worker_backend = make_backend(settings, limiter, fallback_memory)
-        gate = RequestGate(worker_backend, slots, may_send, spend)
-        return DocumentProcessor(spec, worker_backend, gate, cache=worker_cache, checker=run_checks)
+    store = open_store(settings.store, settings.store_endpoint) if settings.store else None
+    make_processor = ProcessorFactory(spec, settings.cache_dir if cache is not None else None, store,
+                                      limiter, fallback_memory)
 
     engine: Any
-    if workers > 1:
+    if on_ray:
+        if cache is not None:
+            cache.close()  # each actor opens its node's own
+        engine = cluster_engine(settings.engine)(make_processor, spec.request_slots, budget=budget,  # type: ignore[misc]
+                                                 address=settings.ray_address, actors=settings.workers)
+        engine.warn = observer.warn
+    elif workers > 1:
         if cache is not None:
             cache.close()  # each worker opens its own connection; none crosses the fork
         engine = WorkerEngine(workers, settings.concurrency, make_processor, budget,
@@ -131,7 +140,8 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     else:
         control = RunControl(budget)
         gate = RequestGate(backend, spec.request_slots, control.may_send, control.spend)
-        processor = DocumentProcessor(spec, backend, gate, cache=cache, checker=run_checks, stdin_bytes=stdin_bytes)
+        processor = DocumentProcessor(spec, backend, gate, cache=cache, checker=run_checks, stdin_bytes=stdin_bytes,
+                                      store=store)
         engine = InProcessEngine(processor, control, spec.request_slots)
     scheduler = Scheduler(engine, settings.out_dir, manifest=manifest, observer=observer, budget=budget)
 
@@ -141,6 +151,8 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
                 await backend.probe()  # a dead server, unknown model or bad key stops here, not per document
             return await scheduler.run(items(), total)
         finally:
+            if on_ray:
+                await backend.aclose()
             await (backend.aclose() if workers > 1 else engine.aclose())
 
     finished = False

@@ -20,12 +20,12 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
-from .choices import BACKENDS, MODES, TABLES
+from .choices import BACKENDS, ENGINES, MODES, TABLES
 from .errors import ConfigError
 
 
 # Variables with names of their own; every other setting is SUMMARIZER_<NAME>.
-SPECIAL_ENVIRONMENT = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url"}
+SPECIAL_ENVIRONMENT = {"OPENAI_API_KEY": "api_key", "OPENAI_BASE_URL": "base_url", "RAY_ADDRESS": "ray_address"}
 # Bounds that keep a typo from allocating gigabytes or waiting for ever.
 MAX_CONCURRENCY = 4096
 MAX_WORKERS = 256
@@ -103,7 +103,8 @@ class Settings(BaseModel):
     # Bulk
     concurrency: Int = Field(default=8, ge=1, le=MAX_CONCURRENCY)
     workers: Int | None = Field(default=None, ge=1, le=MAX_WORKERS)  # None: one per 16 in flight, up to the CPUs
-    engine: Literal["local"] = "local"
+    engine: Literal[ENGINES] = "local"  # type: ignore[valid-type]
+    ray_address: str | None = None  # None: start a Ray instance on this machine for the run
     rpm: Num | None = Field(default=None, gt=0)
     tpm: Num | None = Field(default=None, gt=0)
     max_cost: Num | None = Field(default=None, gt=0)
@@ -121,6 +122,8 @@ class Settings(BaseModel):
     # Inputs and outputs
     out_dir: Path = Path("outputs")
     cache_dir: Path | None = None
+    store: str | None = None  # the shared result store: file:///path or s3://bucket/prefix
+    store_endpoint: str | None = None  # an S3-compatible server's URL (MinIO, Ceph, R2...); None: AWS
     use_cache: Bool = True
     globs: tuple[str, ...] = ("*",)
     from_list: Path | None = None

@@ -1,0 +1,219 @@
+"""--engine ray on a Ray cluster started here: same outputs as local, the shared store, cluster-wide rpm."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from summarizer.loopback import LoopbackServer
+
+from .helpers import make_docs, manifest_entries
+from .raycluster import AUTH_ENV, Cluster, start_cluster
+
+pytestmark = pytest.mark.ray
+RUN_TIMEOUT = 120  # seconds for one `summarizer summarize` run, start-up included
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[Cluster]:
+    pytest.importorskip("ray")
+    running = start_cluster(cpus=2)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def command(docs: Path, out: Path, server: LoopbackServer, *extra: str, cluster: Cluster | None = None,
+            cache: Path | None = None) -> tuple[list[str], dict[str, str]]:
+    """`summarizer summarize` as arguments and environment, on the cluster when one is given."""
+    env = dict(os.environ)
+    args = [sys.executable, "-m", "summarizer", "summarize", str(docs), "--base-url", server.url,
+            "--out", str(out), "--tables", "never", *extra]
+    if cache is not None:
+        args += ["--cache-dir", str(cache)]
+    if cluster is not None:
+        args += ["--engine", "ray"]
+        env.update(AUTH_ENV, RAY_ADDRESS=cluster.address)
+    return args, env
+
+
+def summarize(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run `command(...)` quietly, bounded in time."""
+    argv, env = command(*args, **kwargs)
+    return subprocess.run([*argv, "--quiet"], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def results(out: Path) -> dict[str, object]:
+    return {p.relative_to(out).as_posix(): json.loads(p.read_text("utf-8"))["result"] for p in out.rglob("*.json")}
+
+
+def statuses(out: Path) -> dict[str, str]:
+    return {entry["relative"]: entry["status"] for entry in manifest_entries(out)}
+
+
+def mixed_docs(folder: Path, count: int) -> Path:
+    """Good documents, and two rows that fail (empty, binary) without failing the job."""
+    make_docs(folder, count)
+    (folder / "empty.txt").write_text("")
+    (folder / "binary.txt").write_bytes(b"\x00\x01\x02PNG\x00" * 50)
+    return folder
+
+
+def test_ray_engine_gives_the_same_outputs_and_statuses_as_the_local_engine(cluster, tmp_path):
+    docs = mixed_docs(tmp_path / "docs", 16)
+    with LoopbackServer() as server:
+        local = summarize(docs, tmp_path / "local", server, "--concurrency", "8", cache=tmp_path / "c1")
+        sent_local = len(server.requests)
+        on_ray = summarize(docs, tmp_path / "ray", server, "--concurrency", "8", "--workers", "2",
+                           cluster=cluster, cache=tmp_path / "c2")
+        sent_ray = len(server.requests) - sent_local
+    assert local.returncode == on_ray.returncode == 1, (local.stderr, on_ray.stderr)  # two rows failed
+    assert sent_local == sent_ray == 16
+    assert results(tmp_path / "ray") == results(tmp_path / "local") and len(results(tmp_path / "local")) == 16
+    ray_statuses = statuses(tmp_path / "ray")
+    assert ray_statuses == statuses(tmp_path / "local")
+    assert sorted(set(ray_statuses.values())) == ["empty", "not_text", "ok"]
+
+
+@pytest.mark.parametrize("kind", ["file", "s3"])
+def test_a_second_run_with_a_fresh_cache_and_the_same_store_sends_nothing(cluster, tmp_path, kind, request):
+    if kind == "s3":
+        s3 = request.getfixturevalue("s3_server")
+        store = ["--store", f"s3://{s3.bucket}/{uuid.uuid4().hex[:8]}", "--store-endpoint", s3.url]
+    else:
+        store = ["--store", (tmp_path / "shared").as_uri()]
+    docs = make_docs(tmp_path / "docs", 12)
+    with LoopbackServer() as server:
+        first = summarize(docs, tmp_path / "out1", server, *store, cluster=cluster, cache=tmp_path / "node1")
+        assert first.returncode == 0, first.stderr
+        assert len(server.requests) == 12
+        second = summarize(docs, tmp_path / "out2", server, *store, cluster=cluster, cache=tmp_path / "node2")
+        assert second.returncode == 0, second.stderr
+        assert len(server.requests) == 12  # every result came from the store
+        # The local engine, on yet another node's cache, reads the same store (the key has the server's URL).
+        third = summarize(docs, tmp_path / "out3", server, *store, cache=tmp_path / "node3")
+        assert third.returncode == 0 and len(server.requests) == 12
+    assert set(statuses(tmp_path / "out2").values()) == set(statuses(tmp_path / "out3").values()) == {"cached"}
+    assert results(tmp_path / "out2") == results(tmp_path / "out3") == results(tmp_path / "out1")
+
+
+def test_cluster_wide_rpm_holds_against_a_server_that_enforces_it(cluster, tmp_path):
+    rpm, count = 1200, 100
+    docs = make_docs(tmp_path / "docs", count)
+    with LoopbackServer(rpm=rpm, latency=0.05) as server:
+        run = summarize(docs, tmp_path / "out", server, "--rpm", str(rpm), "--concurrency", "16",
+                        "--workers", "2", cluster=cluster)
+        assert run.returncode == 0, run.stderr
+        assert server.rejected_429 == 0
+        times = sorted(r.at for r in server.requests)
+    assert len(times) == count
+    rate = (len(times) - 1) / (times[-1] - times[0]) * 60
+    assert 0.9 * rpm <= rate <= 1.05 * rpm, rate
+
+
+KILL_LIMITS = """
+import ray
+ray.init(address=ADDRESS, namespace="summarizer", logging_level="ERROR")
+names = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True) if a["name"].startswith("summarizer-limits-")]
+assert len(names) == 1, names
+ray.kill(ray.get_actor(names[0], namespace="summarizer"), no_restart=False)
+"""
+
+
+def test_the_limits_actor_restarts_mid_run_and_the_rate_still_holds(cluster, tmp_path):
+    rpm, count = 1200, 100
+    docs = make_docs(tmp_path / "docs", count)
+    with LoopbackServer(rpm=rpm, latency=0.05) as server:
+        argv, env = command(docs, tmp_path / "out", server, "--rpm", str(rpm), "--concurrency", "16",
+                            "--workers", "2", cluster=cluster)
+        run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_for(lambda: len(server.requests) >= 10, 60, "the run to get going")
+            killer = subprocess.run([sys.executable, "-c", f"ADDRESS = {cluster.address!r}\n{KILL_LIMITS}"],
+                                    env=env, capture_output=True, text=True, timeout=60)
+            assert killer.returncode == 0, killer.stderr
+            killed_at = len(server.requests)
+            _, stderr = run.communicate(timeout=RUN_TIMEOUT)
+        finally:
+            run.kill()
+        assert run.returncode == 0, stderr
+        assert killed_at < count  # the limiter died mid-run
+        assert server.rejected_429 == 0
+        assert len(server.requests) == count  # nothing lost, nothing sent twice
+    assert set(statuses(tmp_path / "out").values()) == {"ok"}
+
+
+def test_killing_a_nodes_raylet_mid_run_loses_no_document_and_the_same_command_finishes(cluster, tmp_path):
+    count = 60
+    docs = make_docs(tmp_path / "docs", count)
+    node = cluster.add_node(cpus=1)
+    store = ["--store", (tmp_path / "shared").as_uri()]
+    try:
+        with LoopbackServer(latency=0.2) as server:
+            argv, env = command(docs, tmp_path / "out", server, "--concurrency", "8", "--workers", "2", *store,
+                                cluster=cluster, cache=tmp_path / "cache")
+            run = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            try:
+                wait_for(lambda: any("DocumentActor" in a for a in node.processes().values()), 60,
+                         "an actor on the second node")  # the engine places actors round-robin over nodes
+                started = len(server.requests)
+                wait_for(lambda: len(server.requests) >= started + 8, 60, "the run to get going")
+                node.kill_raylet()
+                _, stderr = run.communicate(timeout=RUN_TIMEOUT)
+            finally:
+                run.kill()
+            assert "died" in stderr  # an actor was on the lost node
+            first = len(server.requests)
+            again = summarize(docs, tmp_path / "out", server, *store, cluster=cluster, cache=tmp_path / "cache")
+            assert again.returncode == 0, again.stderr
+            total = len(server.requests)
+    finally:
+        node.stop()
+        cluster.nodes.remove(node)
+    outputs = sorted(p.name for p in (tmp_path / "out").iterdir() if p.suffix == ".json")
+    assert outputs == [f"doc{i:03d}.json" for i in range(count)]  # each document exactly one output
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporary left
+    # Resent at most what was in flight on the lost node: its actor's share of --concurrency.
+    assert count <= first <= total <= count + 4, (first, total)
+    assert set(statuses(tmp_path / "out").values()) <= {"ok", "cached"}
+
+
+def test_a_token_budget_and_a_401_stop_the_whole_cluster(cluster, tmp_path):
+    docs = make_docs(tmp_path / "docs", 40)
+    with LoopbackServer(latency=0.05) as server:
+        budget = summarize(docs, tmp_path / "out", server, "--concurrency", "4", "--workers", "2",
+                           "--max-tokens-total", "1500", cluster=cluster)
+        sent = len(server.requests)
+    assert budget.returncode == 1 and "token budget of 1500 reached" in budget.stderr
+    # 150 tokens a request: 10 reach the budget; at most the 4 in flight across both actors go beyond.
+    assert 10 <= sent <= 14, sent
+    assert len(list((tmp_path / "out").glob("doc*.json"))) == sent
+
+    def first_five_then_401(body):
+        from summarizer.loopback import Reply, canned_responder
+
+        return canned_responder(body) if len(server.requests) <= 5 else Reply.error(401, "bad key")
+
+    with LoopbackServer(first_five_then_401, latency=0.05) as server:
+        refused = summarize(docs, tmp_path / "out401", server, "--concurrency", "4", "--workers", "2",
+                            cluster=cluster)
+        sent = len(server.requests)
+    assert refused.returncode == 2, refused.stderr
+    assert sent <= 5 + 4  # after the first 401, only what was already in flight
