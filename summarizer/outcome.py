@@ -26,6 +26,9 @@ class Status(StrEnum):
     EMPTY = "empty"
     NOT_TEXT = "not_text"
     TOO_LARGE = "too_large"
+    NO_TEXT_LAYER = "no_text_layer"  # a scanned PDF: it needs OCR first
+    ENCRYPTED = "encrypted"
+    CONVERTER_MISSING = "converter_missing"
     NOT_STARTED = "not_started"  # the run stopped before this document started: not recorded
     PENDING = "pending"  # batch mode: waits for a batch answer; not recorded until it ends
 

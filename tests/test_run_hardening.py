@@ -259,3 +259,14 @@ def test_an_interrupted_long_document_keeps_its_finished_chunks(cli, tmp_path, m
         sent = [r.body["messages"][1]["content"] for r in server.requests[before:]]
     assert second.code == 0, second.stderr
     assert len(sent) == 1 and "Part 1 of " in sent[0]  # only the digest: every chunk came from the cache
+
+
+def test_every_status_an_error_can_give_is_a_documented_status():
+    import inspect
+
+    from summarizer import errors
+    from summarizer.outcome import Status
+
+    statuses = {cls.status for _, cls in inspect.getmembers(errors, inspect.isclass)
+                if issubclass(cls, errors.SummarizerError)}
+    assert statuses <= {s.value for s in Status}, statuses - {s.value for s in Status}
