@@ -58,7 +58,8 @@ def tool_run(
     llama.reset()
     start = time.perf_counter()
     try:
-        loop.run_until_complete(extract(text, schema, prompt, recorder, max_reasks=0, max_tokens=max_tokens))
+        loop.run_until_complete(extract(text, schema, prompt, recorder, max_reasks=0, max_tokens=max_tokens,
+                                        offer_spans=True))  # as the run does for a constrained decoder
         status = "valid"
     except ExtractionError as exc:
         status = exc.status

@@ -79,13 +79,19 @@ def detector_languages() -> frozenset[str]:
 
 def detect_language(text: str) -> dict[str, float]:
     """Language code -> share of the text for `text` (empty when there is nothing to go on)."""
+    return dict(_detect_language(text))
+
+
+# The processor (for the prompt's hint) and the checks ask about the same source text: one detection.
+@lru_cache(maxsize=64)
+def _detect_language(text: str) -> tuple[tuple[str, float], ...]:
     cld = _detector()
     if cld is None:
-        return {}
+        return ()
     try:
         reliable, _, details = cld.detect(text)
     except cld.error:  # bytes CLD2 rejects (unpaired surrogates and the like)
-        return {}
+        return ()
     # CLD2 (~0.1 ms per document, deterministic) reports the share of the text in each language;
     # an unreliable verdict is halved so it never reaches CONFIDENT on its own.
     weight = 1.0 if reliable else 0.5
@@ -95,7 +101,7 @@ def detect_language(text: str) -> dict[str, float]:
             continue
         code = _ALIASES.get(code.lower(), code.lower().split("-")[0])
         probabilities[code] = probabilities.get(code, 0.0) + percent / 100 * weight
-    return probabilities
+    return tuple(probabilities.items())
 
 
 def _top(probabilities: dict[str, float]) -> tuple[str | None, float]:

@@ -102,9 +102,11 @@ async def extract_document(
     temperature: float = 0.0,
     check: Check | None = None,
     hints: Mapping[str, str] | None = None,
+    offer_spans: bool = False,
 ) -> DocumentExtraction:
     """Extract a whole document: directly when it fits, else chunk by chunk and merged."""
-    options = {"max_reasks": max_reasks, "max_tokens": max_tokens, "temperature": temperature, "hints": hints}
+    options = {"max_reasks": max_reasks, "max_tokens": max_tokens, "temperature": temperature, "hints": hints,
+               "offer_spans": offer_spans}
     chunks = split_text(text, max_chunk_chars) or [text]
     if len(chunks) == 1:
         one = await extract(text, schema, prompt, backend, check=check, **options)

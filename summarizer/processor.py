@@ -258,6 +258,7 @@ class DocumentProcessor:
             document.text, self.spec.schema, self.spec.prompt, backend,
             max_reasks=s.max_reasks, max_tokens=self.spec.max_tokens, temperature=s.temperature,
             max_chunk_chars=s.max_chunk_chars, check=strict_check, hints=hints,
+            offer_spans=self.spec.capabilities.constrained_decoding,
         )
         result = extraction.result
         aligned: list[dict[str, Any]] = []

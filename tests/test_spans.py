@@ -47,3 +47,30 @@ def test_the_grammar_offers_only_spans_for_verbatim_fields_and_leaves_the_rest()
     assert "enum" not in organization["name"]  # English text stays free (ASCII for the tiny model)
     as_written = offered["$defs"]["SignedOn"]["properties"]["as_written"]
     assert as_written["enum"] == list(spans)
+
+
+def test_spans_are_offered_only_to_a_backend_that_constrains_decoding(tmp_path):
+    import asyncio
+    from pathlib import PurePath
+
+    from summarizer.artifacts import load_prompt
+    from summarizer.backends.base import Capabilities
+    from summarizer.engines.base import RunControl
+    from summarizer.inputs import InputItem
+    from summarizer.processor import DocumentProcessor, RequestGate, RunSpec
+    from summarizer.settings import Settings
+
+    from .fakes import ScriptedBackend, article
+
+    text = (SEEDS / "002_58b7a0a3b69e6006.txt").read_bytes()
+    for constrained in (False, True):
+        backend = ScriptedBackend(article())
+        spec = RunSpec(Settings(out_dir=tmp_path), load_schema("article"), load_prompt("article"), "fake",
+                       Capabilities(constrained_decoding=constrained), 2048)
+        control = RunControl()
+        processor = DocumentProcessor(spec, backend, RequestGate(backend, 1, control.may_send, control.spend),
+                                      cache=None, checker=None)
+        asyncio.run(processor.process(InputItem(0, "seed.txt", PurePath("seed.txt"), data=text), True, None))
+        [request] = backend.requests
+        assert bool(request.spans) is constrained
+        assert all(span in text.decode("utf-8") for span in request.spans)
