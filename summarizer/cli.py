@@ -10,7 +10,6 @@ are imported lazily so that `summarizer --help` starts fast.
 from __future__ import annotations
 
 import argparse
-import difflib
 import os
 import sys
 from collections.abc import Sequence
@@ -53,6 +52,8 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n")
 
     def _suggestion(self, message: str) -> str:
+        import difflib  # only on a usage error: not part of every start-up
+
         known = _known_words(self)
         words = message.replace("'", " ").replace(",", " ").split()
         for word in words:
