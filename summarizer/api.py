@@ -116,35 +116,34 @@ class _Session:
 
     def __init__(self, schema: str | type[BaseModel], settings: Settings | None, options: dict[str, Any]) -> None:
         if settings is None:
+            config = options.pop("config", None)  # the config file itself, not a setting
             ref = schema if isinstance(schema, str) else f"{schema.__module__}:{schema.__qualname__}"
-            flags = {**options, "schema": ref}
-            settings = build_settings(flags, os.environ, options.pop("config", None))
+            settings = build_settings({**options, "schema": ref}, os.environ, config)
         self.settings = settings
         self.schema: SchemaSpec = load_schema(schema) if isinstance(schema, str) else schema_from_model(schema)
 
     async def __aenter__(self) -> _Session:
-        from .backends import capabilities_of, make_backend, max_tokens
-        from .cache import Cache
-        from .checks import run_checks
+        from .backends import capabilities_of, max_tokens
         from .engines.base import RunControl
-        from .processor import DocumentProcessor, RequestGate, RunSpec
+        from .processor import ProcessorFactory, RunSpec
         from .ratelimit import RateLimiter
+        from .shared_store import open_store
 
         s = self.settings
-        capabilities = capabilities_of(s)
-        spec = RunSpec(s, self.schema, prompt_for(self.schema, s.prompt_dir), s.resolved_backend, capabilities, max_tokens(s))
+        spec = RunSpec(s, self.schema, prompt_for(self.schema, s.prompt_dir), s.resolved_backend,
+                       capabilities_of(s), max_tokens(s))
         self.concurrency = spec.request_slots
-        self.cache = Cache(s.cache_dir) if s.use_cache and s.cache_dir else None
-        self.backend = make_backend(s, RateLimiter(s.rpm, s.tpm))
+        store = open_store(s.store, s.store_endpoint) if s.store else None
+        # The same factory the engines use: processor, backend, per-node cache and shared store.
+        build = ProcessorFactory(spec, s.cache_dir if s.use_cache else None, store, RateLimiter(s.rpm, s.tpm))
         control = RunControl()
-        gate = RequestGate(self.backend, spec.request_slots, control.may_send, control.spend)
-        self.processor = DocumentProcessor(spec, self.backend, gate, cache=self.cache, checker=run_checks)
+        self.processor = build(lambda message: None, control.may_send, control.spend, spec.request_slots)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.backend.aclose()
-        if self.cache is not None:
-            self.cache.close()
+        await self.processor.backend.aclose()
+        if self.processor.cache is not None:
+            self.processor.cache.close()
 
     async def process(self, index: int, source: Source) -> Outcome:
         if isinstance(source, Path):

@@ -76,3 +76,10 @@ def test_the_readme_example_runs_as_shown(server, monkeypatch, tmp_path):
     monkeypatch.chdir(ROOT)
     exec(compile(code, "README.md", "exec"), {})  # noqa: S102 - our own README, the point of the test
     assert len(server.requests) >= 1
+
+
+def test_a_config_file_is_read_like_the_cli_reads_it(server, tmp_path):
+    config = tmp_path / "config.toml"
+    config.write_text(f'base_url = "{server.url}"\nuse_cache = false\n')
+    result = summarizer.summarize(SEED.read_text(), config=config)
+    assert result.ok and len(server.requests) == 1
