@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .anchoring import anchor
 from .artifacts import SchemaSpec
 from summarizer.schemas._common import fold
-from .traits import iter_values
+from .traits import iter_values, path_steps, set_value
 
 MAX_ROUNDS = 8  # each round empties one more optional field; a schema has far fewer levels
 
@@ -36,7 +36,7 @@ def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[B
                 removals.append(where)
                 changes.append({"path": where, "value": value, "action": "removed"})
             elif found.source != value:
-                _set(data, where, found.source)
+                set_value(data, where, found.source)
                 changes.append({"path": where, "value": value, "action": "aligned", "source": found.source})
     if not changes:
         return result, []
@@ -52,20 +52,8 @@ def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[B
     return result, [{**c, "action": "kept (could not be removed validly)"} for c in changes]
 
 
-def _steps(where: str) -> list[str | int]:
-    steps: list[str | int] = []
-    for part in where.split("."):
-        name, _, rest = part.partition("[")
-        steps.append(name)
-        while rest:
-            index, _, rest = rest.partition("]")
-            steps.append(int(index))
-            rest = rest.lstrip("[")
-    return steps
-
-
 def _depth_then_index(where: str) -> tuple[int, list[int]]:
-    steps = _steps(where)
+    steps = path_steps(where) or []
     return len(steps), [s for s in steps if isinstance(s, int)]
 
 
@@ -76,14 +64,11 @@ def _parent(data: Any, steps: list[str | int]) -> Any:
     return node
 
 
-def _set(data: Any, where: str, value: Any) -> None:
-    steps = _steps(where)
-    _parent(data, steps)[steps[-1]] = value
-
-
 def _remove(data: Any, where: str) -> None:
     """Drop the list item that holds the value, else set the value to null."""
-    steps = _steps(where)
+    steps = path_steps(where)
+    if not steps:
+        return
     item_at = max((i for i, s in enumerate(steps) if isinstance(s, int)), default=None)
     try:
         if item_at is not None:

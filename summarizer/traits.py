@@ -262,15 +262,23 @@ def item_path(path: str) -> tuple[str, str]:
 _STEP = re.compile(r"([^.\[\]]+)((?:\[\d+\])*)")
 
 
-def set_value(data: Any, where: str, value: Any) -> bool:
-    """Set the value at a concrete path (`a[0].b`, as iter_values yields); False if it is not there."""
+def path_steps(where: str) -> list[str | int] | None:
+    """The keys and indexes of a concrete path: `a[0].b` -> ["a", 0, "b"]; None if malformed."""
     steps: list[str | int] = []
     for part in where.split("."):
         match = _STEP.fullmatch(part)
         if match is None:
-            return False
+            return None
         steps.append(match.group(1))
         steps += [int(i) for i in re.findall(r"\d+", match.group(2))]
+    return steps
+
+
+def set_value(data: Any, where: str, value: Any) -> bool:
+    """Set the value at a concrete path (`a[0].b`, as iter_values yields); False if it is not there."""
+    steps = path_steps(where)
+    if steps is None:
+        return False
     node = data
     for step in steps[:-1]:
         node = _child(node, step)
