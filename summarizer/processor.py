@@ -7,6 +7,7 @@ one document, whatever raised it, becomes that document's status.
 from __future__ import annotations
 
 import asyncio
+import copy
 import errno
 import os
 import stat
@@ -37,6 +38,7 @@ from .errors import (
 from .inputs import STDIN, InputItem, display_path
 from .outcome import Outcome, Status
 from .settings import Settings
+from .traits import iter_values, set_value
 from .shared_store import ResultStore
 from .store import write_json
 from .usage import Usage
@@ -269,12 +271,13 @@ class DocumentProcessor:
 
             result, aligned = align_to_source(result, self.spec.schema, document.text)
         data = result.model_dump(mode="json")
-        path = self.spec.schema.traits.language
-        model_value = data.get(path) if path and "." not in path else None
-        if hints and path and model_value is not None and model_value != hints["language"]:
+        where, model_value = _language_field(data, self.spec.schema.traits.language)
+        if hints and where is not None and model_value != hints["language"]:
             # The detector is confident: a fact the tool knows is not left to the model.
+            fixed = copy.deepcopy(data)
+            set_value(fixed, where, hints["language"])
             try:
-                result = self.spec.schema.model.model_validate({**data, path: hints["language"]})
+                result = self.spec.schema.model.model_validate(fixed)
                 data = result.model_dump(mode="json")
             except ValidationError:
                 pass
@@ -285,7 +288,7 @@ class DocumentProcessor:
             "mode": extraction.mode,
             "chunks": extraction.chunks,
             "language": {"detected": language[0], "confidence": round(language[1], 3), "model": model_value,
-                         "used": data.get(path) if path and "." not in path else None},
+                         "used": _language_field(data, self.spec.schema.traits.language)[1]},
         }
         if aligned:
             entry["aligned"] = aligned
@@ -331,6 +334,11 @@ class DocumentProcessor:
             "checks": checks,
             "result": entry["result"],
         }
+
+
+def _language_field(data: dict[str, Any], path: str | None) -> tuple[str | None, Any]:
+    """(concrete path, value) of the schema's source-language field in a result, or (None, None)."""
+    return next(iter_values(data, path), (None, None)) if path else (None, None)
 
 
 def file_cap(max_doc_chars: int) -> int:

@@ -259,3 +259,13 @@ def test_a_flagged_result_is_cached_and_stays_flagged(cli, server, tmp_path):
     assert json.loads((tmp_path / "b.jsonl").read_text())["status"] == "flagged"
     relaxed = cli("summarize", doc, "--base-url", server.url, "--out", tmp_path / "out", "--allow-flagged")
     assert relaxed.code == 0 and len(server.requests) == 1
+
+
+def test_a_confident_detector_overrules_the_models_source_language(cli, server, tmp_path):
+    server.script(Reply.json({**SAMPLE_ARTICLE, "source_language": "de"}))  # seed 002 is English
+    result = cli("summarize", SEED, "--base-url", server.url, "--out", tmp_path / "out", "--json")
+    assert result.code == 0, result.stderr
+    output = result.json()
+    assert output["result"]["source_language"] == "en"
+    assert output["document"]["language"]["model"] == "de" and output["document"]["language"]["detected"] == "en"
+    assert "language with ISO 639-1 code 'en'" in server.requests[0].body["messages"][0]["content"]  # the hint
