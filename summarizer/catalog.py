@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from typing import Any
 
 from .artifacts import load_schema, prompt_for
@@ -51,7 +50,3 @@ def list_models(settings: Settings) -> list[str]:
         raise ConfigError(f"model {settings.model!r} is not offered by {settings.base_url or 'the server'}; "
                           f"it offers: {shown}")
     return names
-
-
-def print_lines(text: str) -> None:
-    sys.stdout.write(text)

@@ -175,10 +175,9 @@ class Settings(BaseModel):
         return self
 
 
-FIELDS = {name: info for name, info in Settings.model_fields.items()}
 # The name a user writes (flag without dashes, config key) -> the field.
-_NAMES = {("schema" if name == "schema_ref" else name): name for name in FIELDS}
-FLAG_OF = {name: "--" + ("schema" if name == "schema_ref" else name).replace("_", "-") for name in FIELDS}
+_NAMES = {("schema" if name == "schema_ref" else name): name for name in Settings.model_fields}
+FLAG_OF = {name: "--" + ("schema" if name == "schema_ref" else name).replace("_", "-") for name in Settings.model_fields}
 FLAG_OF.update({"prompt_dir": "--prompt", "out_dir": "--out", "json_output": "--json", "use_cache": "--no-cache", "globs": "--glob"})
 
 

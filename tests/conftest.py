@@ -13,7 +13,6 @@ import pytest
 
 from summarizer.loopback import LoopbackServer
 
-from .helpers import ROOT, SEEDS  # noqa: F401  (re-exported for older imports)
 
 
 @pytest.fixture(autouse=True)

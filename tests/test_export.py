@@ -12,7 +12,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pytest
 
 from summarizer.loopback import SAMPLE_ARTICLE, Reply
 

@@ -8,10 +8,8 @@ import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal
 
 import pytest
-from pydantic import BaseModel, ConfigDict, Field
 
 from summarizer.artifacts import SchemaSpec, load_prompt, load_schema
 from summarizer.backends.base import CompletionRequest

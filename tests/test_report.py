@@ -24,7 +24,7 @@ from summarizer.report_formats import md_cell
 from summarizer.report_model import CHECK_COLUMNS, META_COLUMNS
 from summarizer.schemas.article import Article
 from .helpers import SEEDS
-from .report_fixtures import SEED_RESULTS, article, org, signed
+from .report_fixtures import SEED_RESULTS, org
 
 MALICIOUS_TITLE = "<script>alert(1)</script> | pipe"
 
