@@ -72,19 +72,26 @@ async def asummarize_many(sources: Iterable[Source], *, schema: str | type[BaseM
     raising it, so one bad document never stops the rest.
     """
     async with _Session(schema, settings, options) as session:
-        limit = asyncio.Semaphore(session.concurrency)
 
         async def one(index: int, source: Source) -> Result | SummarizerError:
-            async with limit:
-                outcome = await session.process(index, source)
             try:
-                return session.result(outcome)
+                return session.result(await session.process(index, source))
             except SummarizerError as exc:
                 return exc
 
-        pending = {asyncio.ensure_future(one(i, s)) for i, s in enumerate(sources)}
-        for finished in asyncio.as_completed(pending):
-            yield await finished
+        # At most `concurrency` documents in progress: sources are read lazily, so a generator of
+        # millions of them never becomes millions of tasks.
+        pending: set[asyncio.Future[Result | SummarizerError]] = set()
+        for index, source in enumerate(sources):
+            pending.add(asyncio.ensure_future(one(index, source)))
+            if len(pending) >= session.concurrency:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for finished in done:
+                    yield finished.result()
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for finished in done:
+                yield finished.result()
 
 
 def summarize_many(sources: Iterable[Source], *, schema: str | type[BaseModel] = "article",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Annotated
 
 import pytest
@@ -82,3 +83,19 @@ def test_a_config_file_is_read_like_the_cli_reads_it(server, tmp_path):
     config.write_text(f'base_url = "{server.url}"\nuse_cache = false\n')
     result = summarizer.summarize(SEED.read_text(), config=config)
     assert result.ok and len(server.requests) == 1
+
+
+def test_many_reads_its_sources_lazily_and_a_missing_file_is_one_failure(server):
+    taken = []
+
+    def sources():
+        for i in range(40):
+            taken.append(i)
+            yield Path("/nonexistent/doc.txt") if i == 3 else f"Document {i}. " + SEED.read_text()[:300]
+
+    stream = summarizer.summarize_many(sources(), base_url=server.url, use_cache=False, concurrency=4)
+    first = next(stream)
+    assert len(taken) < 40  # not all read up front
+    rest = list(stream)
+    errors = [r for r in [first, *rest] if isinstance(r, Exception)]
+    assert len(rest) + 1 == 40 and len(errors) == 1 and "no such file" in str(errors[0])
