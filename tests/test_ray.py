@@ -177,18 +177,20 @@ class HeldAnswers:
     """A responder that answers the first `free` requests, then holds every other one until `release()`:
     with it the test sees every actor's requests in flight, however slowly the nodes start."""
 
-    def __init__(self, server_requests: Callable[[], int], free: int) -> None:
-        self._count, self._free = server_requests, free
+    def __init__(self, free: int) -> None:
+        self._free = free
         self._open = threading.Event()
         self._lock = threading.Lock()
-        self.held = 0
+        self.seen = self.held = 0
 
     def __call__(self, body: dict[str, Any]) -> Any:
         from summarizer.loopback import canned_responder
 
-        if self._count() > self._free and not self._open.is_set():
-            with self._lock:
-                self.held += 1
+        with self._lock:  # by arrival, not by the server's count: two requests may arrive at once
+            self.seen += 1
+            hold = self.seen > self._free and not self._open.is_set()
+            self.held += hold
+        if hold:
             self._open.wait(RUN_TIMEOUT)
         return canned_responder(body)
 
@@ -203,7 +205,7 @@ def test_killing_a_nodes_raylet_mid_run_loses_no_document_and_the_same_command_f
     store = ["--store", (tmp_path / "shared").as_uri()]
     try:
         with LoopbackServer() as server:
-            answers = HeldAnswers(lambda: len(server.requests), free)
+            answers = HeldAnswers(free)
             server.responder = answers
             argv, env = command(docs, tmp_path / "out", server, "--concurrency", str(concurrency), "--workers", "3",
                                 *store, cluster=cluster, cache=tmp_path / "cache")
