@@ -121,8 +121,9 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     backend = make_backend(settings, limiter)  # imports the model client before any fork
 
     store = open_store(settings.store, settings.store_endpoint) if settings.store else None
-    make_processor = ProcessorFactory(spec, settings.cache_dir if cache is not None else None, store,
-                                      limiter, fallback_memory)
+    # Absolute: a Ray actor's working directory is not the driver's.
+    node_cache = settings.cache_dir.absolute() if cache is not None and settings.cache_dir else None
+    make_processor = ProcessorFactory(spec, node_cache, store, limiter, fallback_memory)
 
     engine: Any
     if on_ray:

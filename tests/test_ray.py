@@ -50,10 +50,10 @@ def command(docs: Path, out: Path, server: LoopbackServer, *extra: str, cluster:
     return args, env
 
 
-def summarize(*args: Any, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+def summarize(*args: Any, cwd: Path | None = None, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run `command(...)` quietly, bounded in time."""
     argv, env = command(*args, **kwargs)
-    return subprocess.run([*argv, "--quiet"], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+    return subprocess.run([*argv, "--quiet"], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT, cwd=cwd)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -92,9 +92,12 @@ def test_ray_engine_gives_the_same_outputs_and_statuses_as_the_local_engine(clus
     with LoopbackServer() as server:
         local = summarize(docs, tmp_path / "local", server, "--concurrency", "8", cache=tmp_path / "c1")
         sent_local = len(server.requests)
+        # A relative --cache-dir is the driver's: actors run elsewhere (here: in the nodes' folder).
         on_ray = summarize(docs, tmp_path / "ray", server, "--concurrency", "8", "--workers", "2",
-                           cluster=cluster, cache=tmp_path / "c2")
+                           cluster=cluster, cache=Path("c2"), cwd=tmp_path)
         sent_ray = len(server.requests) - sent_local
+        again = summarize(docs, tmp_path / "again", server, "--workers", "2", cluster=cluster, cache=tmp_path / "c2")
+        assert len(server.requests) - sent_local == sent_ray, again.stderr  # all from that cache
     assert local.returncode == on_ray.returncode == 1, (local.stderr, on_ray.stderr)  # two rows failed
     assert sent_local == sent_ray == 16
     assert results(tmp_path / "ray") == results(tmp_path / "local") and len(results(tmp_path / "local")) == 16
