@@ -11,13 +11,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from summarizer.loopback import LoopbackServer
 
-from .helpers import make_docs, manifest_entries
+from .helpers import doc_number, make_docs, manifest_entries
 from .raycluster import AUTH_ENV, Cluster, start_cluster
 
 pytestmark = pytest.mark.ray
@@ -104,6 +105,39 @@ def test_ray_engine_gives_the_same_outputs_and_statuses_as_the_local_engine(clus
     ray_statuses = statuses(tmp_path / "ray")
     assert ray_statuses == statuses(tmp_path / "local")
     assert sorted(set(ray_statuses.values())) == ["empty", "not_text", "ok"]
+
+
+NOTE_SCHEMA = """
+from typing import Annotated
+from pydantic import BaseModel, Field
+from summarizer.traits import English, Title, Verbatim
+
+class Note(BaseModel):
+    title: Annotated[str, Title(), English()] = Field(description="A title in English.")
+    numbers: list[Annotated[str, Verbatim()]] = Field(description="Document numbers as written.")
+"""
+
+
+def test_a_user_schema_file_works_on_the_actors_as_it_does_locally(cluster, tmp_path):
+    (tmp_path / "note.py").write_text(NOTE_SCHEMA)  # on the driver's disk only: travels by value
+    docs = make_docs(tmp_path / "docs", 6)
+
+    def note(body: dict[str, Any]) -> Any:
+        from summarizer.loopback import Reply
+
+        number = doc_number(SimpleNamespace(body=body))
+        # Odd documents get a number their text does not have: flagged by the verbatim check.
+        return Reply.json({"title": f"Note {number}", "numbers": [f"Document {number + number % 2 * 100}"]})
+
+    with LoopbackServer(note) as server:
+        runs = {engine: summarize(docs, tmp_path / engine, server, "--schema", "note.py:Note", "--workers", "2",
+                                  cluster=cluster if engine == "ray" else None, cache=tmp_path / f"c-{engine}",
+                                  cwd=tmp_path)
+                for engine in ("local", "ray")}
+    assert runs["ray"].returncode == runs["local"].returncode == 1, runs["ray"].stderr  # flagged documents
+    assert statuses(tmp_path / "ray") == statuses(tmp_path / "local")
+    assert sorted(statuses(tmp_path / "ray").values()) == ["flagged"] * 3 + ["ok"] * 3
+    assert results(tmp_path / "ray") == results(tmp_path / "local")
 
 
 @pytest.mark.parametrize("kind", ["file", "s3"])

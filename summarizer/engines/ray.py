@@ -229,6 +229,14 @@ def _worker_nodes(ray: Any) -> list[str]:
     return [node["NodeID"] for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU")]
 
 
+def _ship_by_value(ray: Any, model: type) -> None:
+    """A user's schema (a --schema file, or the caller's own module) travels to the actors by value:
+    the nodes cannot import a module loaded from a file on the driver's disk."""
+    name = model.__module__
+    if name.partition(".")[0] != __name__.partition(".")[0] and name in sys.modules:
+        ray.cloudpickle.register_pickle_by_value(sys.modules[name])
+
+
 def auto_actors(concurrency: int, cluster_cpus: float) -> int:
     """Actors for a run when --workers is not given: one per 16 requests in flight, up to the CPUs."""
     return max(1, min(int(cluster_cpus), concurrency // DOCUMENTS_PER_WORKER))
@@ -250,6 +258,7 @@ class RayEngine:
                 raise ConfigError(f"cannot join the Ray cluster at {address}: {exc} (check --ray-address "
                                   "or RAY_ADDRESS, or leave both unset to start Ray on this machine)") from exc
         settings = factory.spec.settings
+        _ship_by_value(ray, factory.spec.schema.model)
         factory = dataclasses.replace(factory, limiter=None, fallback_memory=None)  # the actors bring their own
         self._read_cap = file_cap(settings.max_doc_chars)
         count = actors or auto_actors(concurrency, ray.cluster_resources().get("CPU", 1))
