@@ -18,6 +18,7 @@ SummarizerError
 │   ├── BackendMissing     the optional local backend is not installed (also a ConfigError)
 │   ├── ExtraMissing       an optional engine or store package (ray, boto3) is not installed (also a ConfigError)
 │   ├── StoreUnavailable   the shared result store (--store) cannot be read or written
+│   ├── ActorsFailed       Ray actors cannot start on the nodes (a package or module missing there)
 │   └── OutputUnwritable   an output, manifest or cache write failed (disk full, read-only folder)
 ├── BackendError           the model server or local model failed
 │   ├── TransientError     worth retrying (408/409/429/5xx, timeouts, resets)
@@ -131,6 +132,10 @@ class RequestRejected(BackendError):
 
 class RunStopper(SummarizerError):
     """An error after which no other document can succeed either."""
+
+
+class ActorsFailed(RunStopper):
+    """The engine's Ray actors raised while starting: every other actor would fail the same way."""
 
 
 class OutputUnwritable(RunStopper):

@@ -140,6 +140,24 @@ def test_a_user_schema_file_works_on_the_actors_as_it_does_locally(cluster, tmp_
     assert results(tmp_path / "ray") == results(tmp_path / "local")
 
 
+def test_a_schema_importing_a_module_the_nodes_lack_stops_the_run_naming_it(cluster, tmp_path):
+    # The driver finds notehelp.py on its PYTHONPATH; the nodes, started without it, do not.
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "notehelp.py").write_text("def shout(value):\n    return value\n")
+    (tmp_path / "note.py").write_text(NOTE_SCHEMA.replace("class Note", "import notehelp\n\nclass Note")
+                                      + "    _shout = staticmethod(notehelp.shout)\n")
+    docs = make_docs(tmp_path / "docs", 20)
+    with LoopbackServer() as server:
+        argv, env = command(docs, tmp_path / "out", server, "--schema", str(tmp_path / "note.py") + ":Note",
+                            "--workers", "2", cluster=cluster)
+        env["PYTHONPATH"] = str(tmp_path / "lib")
+        run = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert len(server.requests) == 0
+    assert run.returncode == 2, run.stderr
+    assert "the Ray actors cannot start: ModuleNotFoundError: No module named 'notehelp'" in run.stderr
+    assert "its documents go to" not in run.stderr  # not mistaken for a lost node
+
+
 @pytest.mark.parametrize("kind", ["file", "s3"])
 def test_a_second_run_with_a_fresh_cache_and_the_same_store_sends_nothing(cluster, tmp_path, kind, request):
     if kind == "s3":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import re
 import sys
 import time
 import uuid
@@ -22,7 +23,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ConfigError, ExtraMissing, NotStarted, OutputUnwritable
+from ..errors import ActorsFailed, ConfigError, ExtraMissing, NotStarted, OutputUnwritable
 from ..inputs import STDIN, InputItem, display_path
 from ..outcome import Outcome, Status
 from ..pricing import Budget
@@ -309,6 +310,8 @@ class RayEngine:
                 outcome = await self._actors[index].process.remote(shipped, final)
                 break
             except self._ray.exceptions.RayActorError as exc:
+                if exc.actor_init_failed:  # not a lost node: the actor's constructor raised
+                    return self._cannot_start(item, exc)
                 if index not in self._dead:  # its node or process is gone: the document goes to another
                     self._dead.add(index)
                     self.warn(f"Ray actor {index} died ({type(exc).__name__}; a lost node?): its documents "
@@ -325,6 +328,15 @@ class RayEngine:
         if outcome.envelope is not None and path is not None:
             await self._write(outcome, path)
         return outcome
+
+    def _cannot_start(self, item: InputItem, exc: Exception) -> Outcome:
+        """Stop the run: an actor that cannot start means a node lacks what the run needs."""
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        named = [line for line in lines if re.match(r"[\w.]+(Error|Exception)\b", line)]
+        cause = (named or lines or [type(exc).__name__])[-1][:300]
+        error = (f"the Ray actors cannot start: {cause} (every node needs summarizer[ray] and what a --schema "
+                 "file imports: install it there, or keep the schema in one file)")
+        return Outcome(item, Status.FAILED, error=error, error_class="ActorsFailed", stop=ActorsFailed)
 
     def _sync(self) -> None:
         self._synced = time.monotonic()
