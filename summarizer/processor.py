@@ -226,14 +226,7 @@ class DocumentProcessor:
                     data = read_capped(item.path, file_cap(limit))
             except OSError as exc:
                 raise InputError(f"{display_path(item.path)}: cannot read ({exc.strerror or exc})") from exc
-        if len(data) > (CONTAINER_CAP if data.startswith(CONTAINER_MAGIC) else file_cap(limit)):
-            raise TooLarge(f"{display_path(item.path)}: more than {len(data) - 1:,} bytes, over --max-doc-chars "
-                           f"{limit:,}: split it, or raise --max-doc-chars")
-        document = load_document(item.path, data, max_chars=limit)
-        if document.chars > limit:
-            raise TooLarge(f"{display_path(item.path)}: {document.chars:,} characters, over --max-doc-chars "
-                           f"{limit:,}: split it, or raise --max-doc-chars")
-        return document
+        return document_from_bytes(item.path, data, limit)
 
     def _cache_get(self, key: str) -> dict[str, Any] | None:
         return self.cache.get(key) if self.cache is not None else None
@@ -339,6 +332,14 @@ class DocumentProcessor:
 def _language_field(data: dict[str, Any], path: str | None) -> tuple[str | None, Any]:
     """(concrete path, value) of the schema's source-language field in a result, or (None, None)."""
     return next(iter_values(data, path), (None, None)) if path else (None, None)
+
+
+def document_from_bytes(path: str, data: bytes, limit: int) -> Document:
+    """The document in `data` (read with `read_capped`), or TooLarge past the byte cap or `limit` characters."""
+    if len(data) > (CONTAINER_CAP if data.startswith(CONTAINER_MAGIC) else file_cap(limit)):
+        raise TooLarge(f"{display_path(path)}: more than {len(data) - 1:,} bytes, over --max-doc-chars "
+                       f"{limit:,}: split it, or raise --max-doc-chars")
+    return load_document(path, data, max_chars=limit)  # raises TooLarge past `limit` characters
 
 
 def file_cap(max_doc_chars: int) -> int:

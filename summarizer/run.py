@@ -201,9 +201,8 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
              price: tuple[float, float] | None, model: str) -> None:
     """Estimate requests and tokens without calling any model."""
     from .chunking import split_text
-    from .documents import load_document
     from .errors import InputError
-    from .processor import file_cap, read_capped
+    from .processor import document_from_bytes, file_cap, read_capped
 
     requests = tokens_in = readable = 0
     overhead = len(prompt.system) + len(prompt.user)
@@ -211,11 +210,9 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
         try:
             if item.problem or item.path == STDIN or item.stream:
                 continue
-            document = load_document(item.path, read_capped(item.path, file_cap(settings.max_doc_chars)),
-                                     max_chars=settings.max_doc_chars)
+            limit = settings.max_doc_chars
+            document = document_from_bytes(item.path, read_capped(item.path, file_cap(limit)), limit)
         except (InputError, OSError):
-            continue
-        if document.chars > settings.max_doc_chars:
             continue
         readable += 1
         chunks = split_text(document.text, settings.max_chunk_chars)
