@@ -184,22 +184,14 @@ class DocumentProcessor:
         if checks is None:  # cached: checks are redone when the checks or the day changed
             checks = self._check(entry, document)
         envelope = self._envelope(document, entry, cached, usage, checks)
-        try:
-            if path is None:
-                pass  # the Python API: the result is returned, not written
-            elif cached:
-                # Nothing waits on the loop meanwhile, so no thread; an output that already says
-                # the same (an earlier run's, but for when and whether it came from the cache) stays.
-                write_json(path, envelope, keep_if_same_but=RUN_STAMPS)
-            else:
-                # Creating a file can block on the filesystem journal; other documents' requests
-                # are in flight on this loop, so the write goes to a thread.
-                await asyncio.to_thread(write_json, path, envelope)
-        except OSError as exc:
-            # Disk full or a read-only folder: every later document would fail the same way.
-            raise OutputUnwritable(f"cannot write {display_path(str(path))}: {exc.strerror or exc} "
-                                   f"(free space or fix the permissions of {display_path(str(path.parent))}, "
-                                   "then re-run the same command to continue)") from exc
+        if path is None:
+            pass  # the Python API: the result is returned, not written
+        elif cached:
+            write_output(path, envelope, cached)  # nothing waits on the loop meanwhile, so no thread
+        else:
+            # Creating a file can block on the filesystem journal; other documents' requests
+            # are in flight on this loop, so the write goes to a thread.
+            await asyncio.to_thread(write_output, path, envelope, cached)
         status = Status.FLAGGED if checks.get("passed") is False else Status.CACHED if cached else Status.OK
         error = "; ".join(str(f) for f in checks.get("failures", [])[:5]) if status == Status.FLAGGED else None
         return Outcome(item, status, self._clock() - started, usage, path, envelope, error=error,
@@ -332,6 +324,26 @@ class DocumentProcessor:
 def _language_field(data: dict[str, Any], path: str | None) -> tuple[str | None, Any]:
     """(concrete path, value) of the schema's source-language field in a result, or (None, None)."""
     return next(iter_values(data, path), (None, None)) if path else (None, None)
+
+
+# Errors of one output's name or of what stands at that path, not of the disk or folder: that
+# document fails and the run goes on.
+NAME_ERRORS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EILSEQ})
+
+
+def write_output(path: Path, envelope: dict[str, Any], cached: bool) -> None:
+    """Write one document's output; OutputUnwritable when the disk or folder fails (every later one would)."""
+    try:
+        # A cached result's output that already says the same (an earlier run's, but for when and
+        # whether it came from the cache) stays as it is.
+        write_json(path, envelope, keep_if_same_but=RUN_STAMPS if cached else ())
+    except OSError as exc:
+        where = display_path(str(path))
+        if exc.errno in NAME_ERRORS:
+            raise SummarizerError(f"cannot write {where}: {exc.strerror or exc} (rename the input, or move what "
+                                  "stands at that path)") from exc
+        raise OutputUnwritable(f"cannot write {where}: {exc.strerror or exc} (free space or fix the permissions "
+                               f"of {display_path(str(path.parent))}, then re-run the same command to continue)") from exc
 
 
 def document_from_bytes(path: str, data: bytes, limit: int) -> Document:

@@ -29,7 +29,8 @@ def atomic_write_text(path: Path, text: str) -> None:
 def atomic_writer(path: Path) -> Iterator[IO[str]]:
     """A text handle whose content replaces `path` only when the block finishes without error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    # The name's start only: any output name the filesystem takes must leave room for the suffix.
+    tmp = path.with_name(f".{path.name[:40]}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with open(tmp, "w", encoding="utf-8") as handle:
             yield handle

@@ -223,6 +223,19 @@ def test_a_full_disk_stops_the_run_cleanly_and_the_same_command_resumes(tmp_path
     assert len(list(out.glob("doc*.json"))) == 30
 
 
+def test_an_output_path_that_cannot_be_written_fails_that_document_not_the_run(cli, server, tmp_path):
+    docs = make_docs(tmp_path / "docs", 3, STORY)
+    longest = "x" * 250 + ".txt"  # its output name fits; a temporary named after all of it would not
+    (docs / longest).write_text(STORY)
+    (tmp_path / "out" / "doc001.json").mkdir(parents=True)  # a folder where one output goes
+    result = cli("summarize", docs, "--base-url", server.url, "--out", tmp_path / "out", "--workers", "1")
+    assert result.code == 1, result.stderr  # one document failed; the run went on
+    statuses = {e["relative"]: e["status"] for e in manifest_entries(tmp_path / "out")}
+    assert statuses == {"doc000.txt": "ok", "doc001.txt": "failed", "doc002.txt": "ok", longest: "ok"}
+    assert "cannot write" in result.stderr and "rename the input" in result.stderr
+    assert (tmp_path / "out" / ("x" * 250 + ".json")).is_file()
+
+
 def test_a_cache_folder_that_cannot_be_created_is_a_usage_error(cli, server, tmp_path):
     (tmp_path / "cache").write_text("a file where the cache folder should be")
     make_docs(tmp_path / "docs", 1, STORY)

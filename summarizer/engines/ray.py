@@ -23,13 +23,12 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import ActorsFailed, ConfigError, ExtraMissing, NotStarted, OutputUnwritable
+from ..errors import ActorsFailed, ConfigError, ExtraMissing, NotStarted, RunStopper, SummarizerError
 from ..inputs import STDIN, InputItem, display_path
 from ..outcome import Outcome, Status
 from ..pricing import Budget
-from ..processor import RUN_STAMPS, ProcessorFactory, document_slots, file_cap, read_capped
+from ..processor import ProcessorFactory, document_slots, file_cap, read_capped, write_output
 from ..ratelimit import RateLimiter
-from ..store import write_json
 from ..usage import Usage
 from .workers import DOCUMENTS_PER_WORKER
 
@@ -360,14 +359,12 @@ class RayEngine:
         return dataclasses.replace(item, data=data)
 
     async def _write(self, outcome: Outcome, path: Path) -> None:
-        keep = RUN_STAMPS if outcome.cached else ()
+        assert outcome.envelope is not None
         try:
-            await asyncio.to_thread(write_json, path, outcome.envelope, keep)
-        except OSError as exc:
-            outcome.status, outcome.stop = Status.FAILED, OutputUnwritable
-            outcome.error = (f"cannot write {display_path(str(path))}: {exc.strerror or exc} (free space or fix "
-                             "the permissions, then re-run the same command to continue)")
-            outcome.error_class = "OutputUnwritable"
+            await asyncio.to_thread(write_output, path, outcome.envelope, outcome.cached)
+        except SummarizerError as exc:
+            outcome.status, outcome.error, outcome.error_class = Status.FAILED, str(exc), type(exc).__name__
+            outcome.stop = type(exc) if isinstance(exc, RunStopper) else None
             return
         outcome.output_path = path
 
