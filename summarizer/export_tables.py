@@ -139,6 +139,8 @@ def _record(output: Output) -> _Record:
     document, schema = _dict(envelope.get("document")), _dict(envelope.get("schema"))
     prompt, model, checks = _dict(envelope.get("prompt")), _dict(envelope.get("model")), _dict(envelope.get("checks"))
     passed = checks.get("passed") if isinstance(checks.get("passed"), bool) else None
+    unsupported = [(_cell(u.get("field")), _cell(u.get("value"))) for u in _list(checks.get("unsupported"))
+                   if isinstance(u, dict)]
     fields: dict[str, Any] = {}
     lists: dict[str, list[dict[str, Any]]] = {}
     _flatten(result, "", fields, lists, 0)
@@ -152,15 +154,14 @@ def _record(output: Output) -> _Record:
         "schema_id": _text(schema.get("id")), "schema_version": _text(schema.get("version")),
         "prompt_id": _text(prompt.get("id")), "prompt_version": _text(prompt.get("version")),
         "model": _text(model.get("name")), "backend": _text(model.get("backend")),
-        "status": "flagged" if passed is False else "ok", "checks_passed": None if passed is None else int(passed),
+        "status": "flagged" if passed is False or unsupported else "ok",  # never ok with facts not in the source
+        "checks_passed": None if passed is None else int(passed),
         "title": _first_text(result, traits.title), "summary": _first_text(result, traits.summary),
         "source_language": _first_text(result, traits.language), "created_at": _text(envelope.get("created_at")),
     }
     # The same document, schema, prompt and model: the same extraction, whichever run wrote it.
     identity = [document.get("sha256") or _sha(output.file), schema.get("id"), schema.get("version"),
                 model.get("name"), prompt.get("sha256")]
-    unsupported = [(_cell(u.get("field")), _cell(u.get("value"))) for u in _list(checks.get("unsupported"))
-                   if isinstance(u, dict)]
     return _Record(
         output, _sha(json.dumps(identity, ensure_ascii=True, default=str)),
         (fixed["document_path"] or "", output.file), fixed["created_at"] or "", fixed, fields, lists, unsupported,

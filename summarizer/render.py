@@ -51,10 +51,11 @@ def _unsupported_fields(envelope: dict[str, Any]) -> set[str]:
 
 def _marked(value: Any, where: str, unsupported: set[str]) -> Text:
     """A value, struck through and labelled when the checks found it nowhere in the source."""
-    if isinstance(value, list) and any(f"{where}[{i}]" in unsupported for i in range(len(value))):
+    if isinstance(value, list) and any(u.startswith(f"{where}[") for u in unsupported):
         return Text(", ").join(_marked(v, f"{where}[{i}]", unsupported) for i, v in enumerate(value))
     text = safe(_plain(value))
-    if value is not None and where in unsupported:
+    # Also an object holding a flagged value deeper down (`deals[0].closed.spelled`).
+    if value is not None and (where in unsupported or any(u.startswith(f"{where}.") for u in unsupported)):
         text.stylize(UNSUPPORTED_STYLE)
         text.append(" (not in source)", style="red")
     return text

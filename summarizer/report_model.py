@@ -137,6 +137,9 @@ def document_row(doc: OutputDocument) -> DocumentRow:
     """The overview of one document."""
     traits, result, checks = doc.traits, doc.result, doc.checks
     passed = checks.get("passed")
+    unsupported = len(_list(checks.get("unsupported")))
+    if unsupported:  # an output written before flagging existed may say passed with unsupported facts
+        passed = False
 
     def text(path: str | None) -> str:
         return "; ".join(values_at(result, path)) if path else ""
@@ -145,7 +148,7 @@ def document_row(doc: OutputDocument) -> DocumentRow:
         document=doc.label, output=str(doc.path), schema=doc.schema_id,
         title=text(traits.title), summary=text(traits.summary), language=text(traits.language),
         checks="passed" if passed is True else "failed" if passed is False else "not run",
-        failures=len(_list(checks.get("failures"))), unsupported=len(_list(checks.get("unsupported"))),
+        failures=len(_list(checks.get("failures"))), unsupported=unsupported,
         model=one(_dict(doc.envelope.get("model")).get("name")), created_at=one(doc.envelope.get("created_at")),
         fields=document_fields(doc),
     )

@@ -370,3 +370,17 @@ def test_tables_the_traits_declare_exist_before_any_output_has_values(cli, tmp_p
     columns = {name for _, name, *_ in query(db, "PRAGMA table_info(organizations)")}
     assert {"name", "name_original"} <= columns
     assert "agreement_kind" in {name for _, name, *_ in query(db, "PRAGMA table_info(documents)")}
+
+
+def test_an_output_that_says_passed_but_lists_unsupported_facts_is_never_ok(cli, tmp_path):
+    # As outputs written before flagging existed say: `passed: true` beside a fact not in the source.
+    out = tmp_path / "out"
+    out.mkdir()
+    old = envelope("old", article("Old deal", "An old output. It was written before flagging.", "en", [org("X Corp", "X")],
+                                  ["X Corp"]))
+    old["checks"]["passed"] = True
+    (out / "old.json").write_text(json.dumps(old))
+    assert cli("export", out, "-o", tmp_path / "r.sqlite").code == 0
+    assert query(tmp_path / "r.sqlite", "SELECT status, checks_passed FROM documents") == [("flagged", 1)]
+    line = json.loads(cli("report", out, "--format", "jsonl").stdout)
+    assert line["checks"] == "failed" and line["unsupported"] == 1

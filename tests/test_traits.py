@@ -130,6 +130,13 @@ def test_user_schema_gets_a_table_from_its_traits(recipe: SchemaSpec) -> None:
     assert text.count("(not in source)") == 1
 
 
+def test_a_flagged_value_deep_inside_a_list_item_marks_that_item(recipe: SchemaSpec) -> None:
+    nested = {**RECIPE, "ingredients": [{"label": "Beet", "origin": {"as_printed": "Полтава"}, "kind": "base"},
+                                        {"label": "Salt", "origin": {"as_printed": "Бахмут"}, "kind": "spice"}]}
+    text = rendered(envelope(recipe, nested, [{"field": "ingredients[1].origin.as_printed", "value": "Бахмут"}]))
+    assert re.search(r"Бахмут\S* \(not in source\)", text) and text.count("(not in source)") == 1
+
+
 def test_article_table_marks_values_by_their_field() -> None:
     article = load_schema("article")
     result = {**SAMPLE_ARTICLE, "key_figures": [{"value": "CATL", "meaning": "a name, not a number"}]}
