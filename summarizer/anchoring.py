@@ -49,7 +49,7 @@ from typing import Any, Literal
 from rapidfuzz.distance import Indel
 from rapidfuzz.fuzz import partial_ratio_alignment
 
-from summarizer.traits import iter_values
+from summarizer.traits import strings_at
 
 FUZZY_MIN = 0.85  # Indel similarity of value and evidence; inflected names score ~0.9-0.98
 FUZZY_MIN_CHARS = 5  # shorter values (codes, 4-character names, years) must match exactly or normalized
@@ -458,10 +458,9 @@ def anchor_fields(result: Mapping[str, Any], verbatim_paths: Iterable[str], text
     """Evidence for every verbatim string in `result`: {"path", "value", "anchor": dict | None}."""
     found: list[dict[str, Any]] = []
     for path in verbatim_paths:
-        for where, value in iter_values(result, path):
-            if isinstance(value, str) and value.strip():
-                hit = anchor(value, text)
-                found.append({"path": where, "value": value, "anchor": hit.as_dict() if hit else None})
+        for where, value in strings_at(result, path):  # a field that is a whole list: each of its strings
+            hit = anchor(value, text)
+            found.append({"path": where, "value": value, "anchor": hit.as_dict() if hit else None})
     return found
 
 

@@ -180,10 +180,7 @@ def _link_problems(data: dict[str, Any], traits: SchemaTraits) -> list[str]:
     """Each LinksTo value that names none of its targets (by the target field or the items' Verbatim fields)."""
     problems = []
     for path, target in traits.links.items():
-        holder, _ = item_path(target)
-        # The items' verbatim names count too: a link may name its target as the source writes it.
-        names = [target, *(v for v in traits.verbatim if item_path(v)[0] == holder)]
-        known = {normalize(value) for name in names for _, value in strings_at(data, name)}
+        known = {normalize(value) for name in traits.link_names(target) for _, value in strings_at(data, name)}
         for where, value in strings_at(data, path):
             if normalize(value) not in known:
                 problems.append(f"{where} {value!r} is not among the values of {target}: "

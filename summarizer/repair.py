@@ -16,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from .anchoring import anchor
 from .artifacts import SchemaSpec
 from summarizer.schemas._common import fold
-from .traits import iter_values, path_steps, set_value
+from .traits import SchemaTraits, iter_values, path_steps, set_value
 
 MAX_ROUNDS = 8  # each round empties one more optional field; a schema has far fewer levels
 
@@ -28,9 +28,7 @@ def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[B
     changes: list[dict[str, Any]] = []
     removals: list[str] = []
     for path in traits.verbatim:
-        for where, value in list(iter_values(data, path)):
-            if not isinstance(value, str):
-                continue
+        for where, value in _strings(data, path):
             found = anchor(value, text)
             if found is None:
                 removals.append(where)
@@ -42,7 +40,7 @@ def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[B
         return result, []
     for where in sorted(removals, key=_depth_then_index, reverse=True):
         _remove(data, where)
-    _drop_dangling_links(data, traits.links)
+    _drop_dangling_links(data, traits)
     for _ in range(MAX_ROUNDS):
         try:
             return schema.model.model_validate(data), changes
@@ -50,6 +48,15 @@ def align_to_source(result: BaseModel, schema: SchemaSpec, text: str) -> tuple[B
             if not _empty_first_optional(data, exc):
                 break
     return result, [{**c, "action": "kept (could not be removed validly)"} for c in changes]
+
+
+def _strings(data: Any, path: str) -> list[tuple[str, str]]:
+    """Each string at `path` (blank ones too: they are removed), each item of a list of strings."""
+    found = []
+    for where, value in list(iter_values(data, path)):
+        items = [(f"{where}[{i}]", v) for i, v in enumerate(value)] if isinstance(value, list) else [(where, value)]
+        found += [(w, v) for w, v in items if isinstance(v, str)]
+    return found
 
 
 def _depth_then_index(where: str) -> tuple[int, list[int]]:
@@ -80,9 +87,10 @@ def _remove(data: Any, where: str) -> None:
         pass  # already gone with an enclosing item
 
 
-def _drop_dangling_links(data: Any, links: dict[str, str] | Any) -> None:
-    for source, target in dict(links).items():
-        allowed = {fold(v) for _, v in iter_values(data, target) if isinstance(v, str)}
+def _drop_dangling_links(data: Any, traits: SchemaTraits) -> None:
+    for source, target in traits.links.items():
+        # As the checks accept them: the target's values, or its items' verbatim spellings.
+        allowed = {fold(v) for name in traits.link_names(target) for _, v in _strings(data, name)}
         for where, value in sorted(iter_values(data, source), key=lambda pair: _depth_then_index(pair[0]), reverse=True):
             if isinstance(value, str) and fold(value) not in allowed:
                 _remove(data, where)

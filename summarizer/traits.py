@@ -89,6 +89,12 @@ class SchemaTraits:
         """Every English field: the title, the summary and the English-marked ones, each once."""
         return tuple(dict.fromkeys(p for p in (self.title, self.summary, *self.english) if p))
 
+    def link_names(self, target: str) -> list[str]:
+        """The paths a link to `target` may name: the target, and its items' Verbatim fields (the
+        source's spelling of the same thing)."""
+        holder = target.rpartition(".")[0]
+        return [target, *(v for v in self.verbatim if v.rpartition(".")[0] == holder)]
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON-ready form, written into output documents."""
         return {

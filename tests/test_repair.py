@@ -45,3 +45,37 @@ def test_a_result_whose_values_stand_in_the_source_is_left_alone():
     answer = article(organizations=[_org("CATL", "CATL")], people=[], key_figures=[], agreement=None)
     result, changes = align_to_source(schema.model.model_validate(answer), schema, SOURCE)
     assert changes == [] and result.model_dump(mode="json")["organizations"][0]["name_original"] == "CATL"
+
+
+def test_a_link_naming_its_target_as_the_source_spells_it_is_kept_as_the_checks_accept_it():
+    schema = load_schema("article")
+    answer = article(
+        organizations=[_org("CATL", "contemporary amperex technology co. limited"),
+                       _org("Zhaoqing government", "municipal government of Zhaoqing city")],
+        people=[], key_figures=[],
+        agreement={"kind": "cooperation agreement", "parties": ["CATL", "municipal government of Zhaoqing city"],
+                   "place": None, "term_years": None, "areas": [], "signed_on": None})
+    result, changes = align_to_source(schema.model.model_validate(answer), schema, SOURCE)
+    assert result.agreement.parties == ["CATL", "municipal government of Zhaoqing city"]
+    assert [c["action"] for c in changes] == ["aligned"]
+
+
+def test_a_field_that_is_a_whole_verbatim_list_is_checked_and_aligned_item_by_item():
+    from typing import Annotated
+
+    from pydantic import BaseModel
+
+    from summarizer.artifacts import schema_from_model
+    from summarizer.checks import run_checks
+    from summarizer.documents import Document
+    from summarizer.traits import Verbatim
+
+    class Names(BaseModel):
+        names: Annotated[list[str], Verbatim()]
+
+    spec = schema_from_model(Names)
+    invented = Names(names=["CATL", "Zorro the Invented"])
+    checks = run_checks(invented, Document(path="d.txt", text=SOURCE, sha256="0" * 64, encoding="utf-8"))
+    assert checks["passed"] is False and [u["field"] for u in checks["unsupported"]] == ["names[1]"]
+    result, changes = align_to_source(invented, spec, SOURCE)
+    assert result.names == ["CATL"] and [(c["path"], c["action"]) for c in changes] == [("names[1]", "removed")]
