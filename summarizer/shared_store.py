@@ -85,6 +85,8 @@ class FileStore:
             final.parent.mkdir(parents=True, exist_ok=True)
             fd, temporary = tempfile.mkstemp(dir=final.parent, prefix=".tmp-", suffix=".json")
             try:
+                # mkstemp makes it owner-only; other users' runs on a shared mount must read it too.
+                os.fchmod(fd, 0o644)
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(_encode(value))
                     handle.flush()
@@ -132,10 +134,11 @@ class S3Store:
         return f"{self.prefix}/{key}.json" if self.prefix else f"{key}.json"
 
     def get(self, key: str) -> dict[str, Any] | None:
+        client = self.client  # first: without boto3, ExtraMissing names the install command
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            answer = self.client.get_object(Bucket=self.bucket, Key=self._key(key))
+            answer = client.get_object(Bucket=self.bucket, Key=self._key(key))
             return _decode(answer["Body"].read())
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
@@ -145,10 +148,11 @@ class S3Store:
             raise self._unavailable("read", exc) from exc
 
     def put(self, key: str, value: dict[str, Any]) -> bool:
+        client = self.client  # first: without boto3, ExtraMissing names the install command
         from botocore.exceptions import BotoCoreError, ClientError
 
         try:
-            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=_encode(value),
+            client.put_object(Bucket=self.bucket, Key=self._key(key), Body=_encode(value),
                                    ContentType="application/json", IfNoneMatch="*")
             return True
         except ClientError as exc:

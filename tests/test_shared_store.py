@@ -44,6 +44,7 @@ def test_folder_store_first_writer_wins_even_when_writers_race(tmp_path):
     assert store.put("ab12", OTHER if kept == ENTRY else ENTRY) is False
     assert store.get("ab12") == kept
     assert [p.name for p in (tmp_path / "store" / "ab").iterdir()] == ["ab12.json"]  # no temporary left
+    assert (tmp_path / "store" / "ab" / "ab12.json").stat().st_mode & 0o044 == 0o044  # other users' runs read it
 
 
 def test_a_damaged_entry_in_the_folder_store_is_a_miss(tmp_path):
@@ -70,6 +71,19 @@ def test_engine_ray_without_ray_installed_names_the_install_command(monkeypatch)
     monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
     with pytest.raises(ExtraMissing, match=r"pip install 'summarizer\[ray\]'"):
         import_ray()
+
+
+@pytest.mark.parametrize("use", ["get", "put"])
+def test_an_s3_store_without_boto3_names_the_install_command(monkeypatch, use):
+    import sys
+
+    from summarizer.errors import ExtraMissing
+
+    for module in ("boto3", "botocore", "botocore.config", "botocore.exceptions"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if not installed
+    store = S3Store("bucket", "p", "http://127.0.0.1:9")
+    with pytest.raises(ExtraMissing, match="needs boto3"):
+        store.get("ab") if use == "get" else store.put("ab", ENTRY)
 
 
 def test_engine_and_store_settings_come_from_flags_and_environment(tmp_path):
