@@ -201,7 +201,6 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
              price: tuple[float, float] | None, model: str) -> None:
     """Estimate requests and tokens without calling any model."""
     from .chunking import split_text
-    from .errors import InputError
     from .processor import document_from_bytes, file_cap, read_capped
 
     requests = tokens_in = readable = 0
@@ -212,7 +211,7 @@ def _dry_run(items: Iterator[InputItem], total: int, settings: Settings, prompt:
                 continue
             limit = settings.max_doc_chars
             document = document_from_bytes(item.path, read_capped(item.path, file_cap(limit)), limit)
-        except (InputError, OSError):
+        except Exception:  # InputError, OSError, or anything else the run would fail this document for
             continue
         readable += 1
         chunks = split_text(document.text, settings.max_chunk_chars)

@@ -204,3 +204,14 @@ def test_17_javascript_links_in_html_are_not_followed_or_kept() -> None:
             "<iframe src=\"javascript:alert(2)\">frame text</iframe></article></body></html>")
     document = load_document("page.html", page.encode())
     assert document.text == "CATL signed a deal. Read more\n\nSecond paragraph."
+
+
+def test_a_charset_that_names_no_text_encoding_is_ignored_not_a_crash() -> None:
+    # zlib, base64, hex, rot13 are Python codecs, but not text encodings: the text is detected instead.
+    for charset in ("zlib", "base64", "hex", "rot13", "undefined"):
+        mail = (f"From: a@example.com\nSubject: Deal\nContent-Type: text/plain; charset={charset}\n\n"
+                "CATL signed an agreement with Zhaoqing.\n").encode()
+        assert "CATL signed an agreement" in load_document("m.eml", mail).text, charset
+        page = (f'<html><head><meta charset="{charset}"></head><body><p>CATL signed in Zhaoqing.</p>'
+                "</body></html>").encode()
+        assert "CATL signed in Zhaoqing." in load_document("p.html", page).text, charset

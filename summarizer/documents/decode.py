@@ -82,12 +82,19 @@ _POPULAR = ("cp1252", "cp1251", "gb18030", "shift_jis", "big5", "euc_kr", "koi8-
 _SUPERSETS = {"gb2312": "gb18030", "gbk": "gb18030", "ascii": "cp1252", "iso8859-1": "cp1252"}
 
 
-def _codec_name(label: str) -> str | None:
+def text_codec(label: str) -> str | None:
+    """Python's name for a declared charset when it is a text encoding (not zlib, rot13, base64...)."""
     try:
         name = codecs.lookup(label).name
-    except LookupError:
+        # Text encodings decode any bytes to str (with "replace"); bytes-to-bytes codecs do not.
+        return name if isinstance(codecs.decode(b"a\xff", name, "replace"), str) else None
+    except Exception:  # LookupError, a codec that always raises ("undefined"), binascii.Error...
         return None
-    return _SUPERSETS.get(name, name)
+
+
+def _codec_name(label: str) -> str | None:
+    name = text_codec(label)
+    return None if name is None else _SUPERSETS.get(name, name)
 
 
 def _declared_charset(data: bytes) -> str | None:
@@ -125,7 +132,7 @@ def _best_legacy_decoding(data: bytes) -> tuple[str, str, float] | None:
         seen.add(name)
         try:  # incremental: a multi-byte character cut at the end of the sample is not an error
             head = codecs.getincrementaldecoder(name)().decode(sample, final=len(sample) == len(data))
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError):
             continue
         scored.append((suspicion(head), rank, name, head))
     scored.sort()

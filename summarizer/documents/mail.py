@@ -6,7 +6,6 @@ its body: the text/plain part, else the HTML part through the HTML extractor.
 
 from __future__ import annotations
 
-import codecs
 import re
 from typing import cast
 from email import message_from_bytes, policy
@@ -14,7 +13,7 @@ from email.errors import MessageError
 from email.header import decode_header, make_header
 from email.message import EmailMessage
 
-from .decode import decode
+from .decode import decode, text_codec
 from .html import html_to_text
 from .limits import check_chars
 
@@ -102,10 +101,7 @@ def _part_text(part: EmailMessage) -> tuple[str, str]:
         return "", "utf-8"
     charset = part.get_content_charset()
     if charset:
-        try:
-            name = codecs.lookup(charset).name
-        except LookupError:
-            name = None
+        name = text_codec(charset)
         if name is not None and name != "ascii":
             return payload.decode(name, errors="replace"), name
     return decode(payload)
