@@ -167,6 +167,7 @@ class _Session:
         if outcome.status in (*OK_STATUSES, Status.FLAGGED) and outcome.envelope is not None:
             data = self.schema.model.model_validate(outcome.envelope["result"])
             return Result(str(outcome.status), data, outcome.envelope, outcome.output_path)
-        if outcome.exception is not None:
+        if isinstance(outcome.exception, SummarizerError):
             raise outcome.exception
-        raise SummarizerError(outcome.error or f"the document ended as {outcome.status}")
+        # Anything else (a bug, a user validator's RuntimeError) is still this document's failure.
+        raise SummarizerError(outcome.error or f"the document ended as {outcome.status}") from outcome.exception

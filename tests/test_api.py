@@ -49,6 +49,30 @@ def test_many_documents_come_back_as_they_finish_and_failures_do_not_stop_the_re
     assert all(r.status in ("ok", "flagged") for r in results if not isinstance(r, Exception))
 
 
+def test_a_validator_that_crashes_on_one_document_fails_only_that_one(server):
+    from pydantic import field_validator
+
+    class Note(BaseModel):
+        title: Annotated[str, summarizer.Title()]
+        summary: Annotated[str, summarizer.Summary()]
+
+        @field_validator("title")
+        @classmethod
+        def crash_on_cursed(cls, value: str) -> str:
+            if "cursed" in value:
+                raise RuntimeError("a bug in the user's validator")
+            return value
+
+    server.responder = lambda body: Reply.json({"title": "cursed" if "cursed" in str(body) else "fine",
+                                                "summary": "It says little. It says it twice."})
+    results = list(summarizer.summarize_many(["a cursed text", "a plain text"], schema=Note, base_url=server.url,
+                                             use_cache=False, concurrency=1))
+    assert len(results) == 2
+    failed = [r for r in results if isinstance(r, Exception)]
+    assert len(failed) == 1 and isinstance(failed[0], summarizer.SummarizerError)
+    assert "RuntimeError" in str(failed[0]) and isinstance(failed[0].__cause__, RuntimeError)
+
+
 def test_the_async_form_runs_inside_an_event_loop(server):
     async def go():
         return await summarizer.asummarize(SEED.read_text(), base_url=server.url, use_cache=False)
