@@ -119,6 +119,9 @@ class Scheduler:
                     self._stop(str(exc), type(exc))
         try:
             self.observer.on_outcome(outcome)
+        except SummarizerError as exc:  # an observer that records (batch mode's ledger) cannot: as the manifest
+            if not self.report.stopped:
+                self._stop(str(exc), type(exc))
         except Exception as exc:  # a display problem must not abort the run or lose documents
             self.observer.warn(f"could not display {display_path(outcome.item.path)}: {type(exc).__name__}: {exc}")
         if self.budget is not None and not self.report.stopped:
