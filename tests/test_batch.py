@@ -305,3 +305,19 @@ def test_dry_run_estimates_at_the_batch_price_and_sends_nothing(cli, batch_serve
     assert cost(halved.stdout) == pytest.approx(cost(listed.stdout) / 2, abs=0.00011)
     assert "Batch API" in halved.stdout
     assert not batch_server.batch.files and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("response", ["oops", ["a", "list"], 7])
+def test_a_result_line_whose_response_is_not_an_object_is_a_failed_line_not_a_crash(tmp_path, response):
+    from summarizer.backends.batch_api import BatchClient, Limits
+    from summarizer.batch_ledger import Ledger
+
+    ledger = Ledger(tmp_path)
+    ledger.queue("c1", '{"custom_id": "c1"}', 10, "json_schema")
+    part = ledger.new_part(["c1"], 10)
+    client = BatchClient(ledger, api_key="k", base_url="http://127.0.0.1:9/v1", timeout=1, retries=0,
+                         limits=Limits(10, 10**6, None, 3))
+    client._record(part, {"custom_id": "c1", "response": response}, 3)  # raised AttributeError before
+    client.close()
+    line = ledger.request("c1")
+    assert (line.state, line.failures) == ("queued", 1) and "not a chat completion" in line.error  # sent again

@@ -35,7 +35,6 @@ class BatchBackend:
         self.ledger, self.model, self.base_url = ledger, model, base_url
         # No fallback between rounds: json_schema unless another mode was asked for.
         self.mode = "json_schema" if mode == "auto" else mode
-        self.queued = 0  # lines queued by this backend (for progress)
 
     async def complete(self, request: CompletionRequest) -> Completion:
         body = request_body(request, self.model, self.mode)
@@ -45,7 +44,6 @@ class BatchBackend:
             line = json.dumps({"custom_id": cid, "method": "POST", "url": ENDPOINT, "body": body},
                               ensure_ascii=False, separators=(",", ":"))
             self.ledger.queue(cid, line, estimate_tokens(request), self.mode)
-            self.queued += 1
             raise AwaitingBatch("waiting for a batch answer")
         if known.state == ANSWERED and known.answer is not None:
             return unpack_response(json.loads(known.answer), known.mode, self.base_url or "the OpenAI Batch API")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -253,8 +252,9 @@ class BatchClient:
 
     def _record(self, part: int, record: dict[str, Any], retries: int) -> None:
         cid = record["custom_id"]
-        response = record.get("response") or {}
-        body = response.get("body") if isinstance(response, dict) else None
+        response = record.get("response")
+        response = response if isinstance(response, dict) else {}  # data from the server: any shape
+        body = response.get("body")
         if record.get("error") is None and response.get("status_code") == 200 and _is_completion(body):
             self.ledger.answer(cid, part, json.dumps(body, ensure_ascii=False, separators=(",", ":")))
             return
@@ -276,8 +276,3 @@ def _batch_errors(batch: Any) -> str | None:
     data = getattr(errors, "data", None) or []
     words = [f"{e.code}: {e.message}" if getattr(e, "code", None) else str(getattr(e, "message", e)) for e in data]
     return "; ".join(words)[:500] or None
-
-
-def wait_seconds(started: float, poll: float) -> float:
-    """Seconds until the next poll: quick at first, then every `poll` seconds."""
-    return min(poll, max(0.05, (time.monotonic() - started) / 4))
