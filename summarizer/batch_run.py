@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .artifacts import load_prompt, load_schema
+from .artifacts import load_schema, prompt_for
 from .batch_ledger import Ledger
 from .errors import ConfigError, SummarizerError
 from .inputs import STDIN, InputItem, display_path, iter_inputs
@@ -109,7 +109,7 @@ def _checked(settings: Settings, paths: list[str]) -> Settings:
             raise ConfigError(f"{flag} is not available in batch mode")
     if STDIN in paths:
         raise ConfigError("batch mode reads files, not standard input: save it to a file first")
-    if not paths:
+    if not paths and not settings.from_list:
         raise ConfigError("no documents given: pass files or folders, or --from-list FILE")
     return settings
 
@@ -139,7 +139,7 @@ class BatchJob:
         self.err = make_console(sys.stderr)
         self.model = model_name(settings)
         self.schema = load_schema(settings.schema)
-        self.prompt = load_prompt(self.schema.id)
+        self.prompt = prompt_for(self.schema, settings.prompt_dir)  # as `summarize` does
         self.capabilities = OpenAIBackend.capabilities
         self.max_tokens = max_tokens(settings)
         job = ledger.meta("job")
@@ -226,6 +226,7 @@ class BatchJob:
     def _round(self) -> int:
         """Every unfinished document through the processor once; the number left waiting."""
         from .backends.batch import BatchBackend
+        from .backends.wire import display_url
         from .cache import Cache
         from .checks import run_checks
         from .engines.base import RunControl
@@ -235,7 +236,8 @@ class BatchJob:
         from .store import Manifest
 
         s = self.settings
-        backend = BatchBackend(self.ledger, model=self.model, base_url=s.base_url, mode=s.mode)
+        # As the live backend records it (outputs, cache keys): secret-looking query values redacted.
+        backend = BatchBackend(self.ledger, model=self.model, base_url=display_url(s.base_url), mode=s.mode)
         spec = RunSpec(s, self.schema, self.prompt, s.resolved_backend, self.capabilities, self.max_tokens)
         cache = Cache(s.cache_dir, warn=self.warn) if s.use_cache and s.cache_dir else None
         control = RunControl()
@@ -261,13 +263,11 @@ class BatchJob:
         return report.pending
 
     def _items(self) -> Iterator[InputItem]:
-        s = self.settings
-        paths = list(self.paths)
-        if s.from_list:
-            from .inputs import read_list
+        from .inputs import read_list
 
-            paths += read_list(Path(s.from_list))
-        return iter_inputs(paths, s.globs, exclude=tuple(p for p in (s.out_dir, s.cache_dir) if p is not None))
+        s = self.settings
+        paths = [*self.paths, *(read_list(Path(s.from_list)) if s.from_list else [])]
+        return iter_inputs(paths, s.globs, exclude=s.own_folders)
 
     # -- the end ---------------------------------------------------------------------------------
 

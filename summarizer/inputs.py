@@ -167,4 +167,6 @@ def read_list(path: Path) -> list[str]:
     except UnicodeDecodeError as exc:
         raise ConfigError(f"cannot read --from-list {path}: it is not UTF-8 text ({exc.reason} at byte "
                           f"{exc.start}); save it as UTF-8") from exc
+    except OSError as exc:
+        raise ConfigError(f"cannot read --from-list {path}: {exc.strerror or exc}") from exc
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]

@@ -28,13 +28,7 @@ PROBE_ABOVE = 3  # runs of more documents first check the server, model and key 
 
 
 def _paths(paths: list[str], settings: Settings) -> list[str]:
-    paths = list(paths)
-    if settings.from_list:
-        try:
-            paths += read_list(Path(settings.from_list))
-        except OSError as exc:
-            raise ConfigError(f"cannot read --from-list {settings.from_list}: {exc.strerror}") from exc
-    return paths
+    return [*paths, *(read_list(Path(settings.from_list)) if settings.from_list else [])]
 
 
 def _retry_items(settings: Settings) -> list[InputItem]:
@@ -70,7 +64,7 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     def items() -> Iterator[InputItem]:
         if retry_items is not None:
             return iter(retry_items)
-        return iter_inputs(paths, settings.globs, exclude=_own_folders(settings))
+        return iter_inputs(paths, settings.globs, exclude=settings.own_folders)
 
     total = sum(1 for _ in items())
     capabilities = capabilities_of(settings)
@@ -172,11 +166,6 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
     elif report.stopped:  # --quiet hides progress, never the reason a run stopped
         make_console(sys.stderr).print(safe(f"error: run stopped: {report.stopped}"), style="red", soft_wrap=True)
     return report
-
-
-def _own_folders(settings: Settings) -> tuple[Path, ...]:
-    # `summarizer summarize .` must not summarize its own outputs, manifests or cache.
-    return tuple(p for p in (settings.out_dir, settings.cache_dir) if p is not None)
 
 
 def _want_tables(choice: str, total: int) -> bool:

@@ -159,6 +159,11 @@ class Settings(BaseModel):
         return self.schema_ref
 
     @property
+    def own_folders(self) -> tuple[Path, ...]:
+        """Folders a run writes (outputs, manifests, cache): never read as inputs (`summarize .`)."""
+        return tuple(p for p in (self.out_dir, self.cache_dir) if p is not None)
+
+    @property
     def resolved_backend(self) -> str:
         """openai when a key or base URL is configured (or asked for), local otherwise."""
         if self.backend != "auto":

@@ -99,6 +99,31 @@ def test_batch_request_body_is_the_one_the_live_backend_sends(cli, batch_server,
     assert line["url"] == "/v1/chat/completions" and line["method"] == "POST"
 
 
+NOTE = """
+from typing import Annotated
+from pydantic import BaseModel, Field
+from summarizer.traits import Summary, Title
+
+class Note(BaseModel):
+    title: Annotated[str, Title()] = Field(description="A short title.")
+    gist: Annotated[str, Summary()] = Field(description="One sentence.")
+"""
+
+
+def test_a_user_schema_and_a_list_of_files_alone_send_what_summarize_sends(cli, batch_server, tmp_path):
+    (tmp_path / "note.py").write_text(NOTE)
+    docs = make_docs(tmp_path / "docs", 1)
+    (tmp_path / "list.txt").write_text(f"{docs / 'doc000.txt'}\n")
+    batch_server.responder = lambda body: Reply.json({"title": "A note", "gist": "It says little."})
+    same = ("--from-list", tmp_path / "list.txt", "--schema", f"{tmp_path / 'note.py'}:Note", "--no-cache")
+    live = cli("summarize", *same, "--base-url", batch_server.url, "--out", tmp_path / "live")
+    assert live.code == 0, live.stderr
+    result = batch(cli, batch_server, tmp_path, "run", *same)  # no paths: the list is enough
+    assert result.code == 0, result.stderr
+    (line,) = batch_server.batch.lines
+    assert line["body"] == batch_server.requests[0].body  # the user schema's own prompt, as summarize builds it
+
+
 def test_cached_documents_are_never_submitted(cli, batch_server, tmp_path):
     docs = make_docs(tmp_path / "docs", 5)
     first = make_docs(tmp_path / "first", 0)
