@@ -77,13 +77,27 @@ def detector_languages() -> frozenset[str]:
     return frozenset(_ALIASES.get(code, code) for name, code in cld.LANGUAGES if name in detected)
 
 
+SOURCE_SAMPLE = 100_000  # characters of a source the language is detected on: plenty, and bounded
+
+
 def detect_language(text: str) -> dict[str, float]:
     """Language code -> share of the text for `text` (empty when there is nothing to go on)."""
     return dict(_detect_language(text))
 
 
-# The processor (for the prompt's hint) and the checks ask about the same source text: one detection.
-@lru_cache(maxsize=64)
+def source_language(source: str) -> dict[str, float]:
+    """detect_language for a document's source text: the processor's hint and the checks' verdict
+    come from this one detection on the same sample."""
+    return dict(_source_language(source[:SOURCE_SAMPLE]))
+
+
+# The processor and the checks ask about the same source in turn: one detection. Small, as each
+# entry keeps a sample alive; field values are not cached (cheap, and they would push sources out).
+@lru_cache(maxsize=8)
+def _source_language(sample: str) -> tuple[tuple[str, float], ...]:
+    return _detect_language(sample)
+
+
 def _detect_language(text: str) -> tuple[tuple[str, float], ...]:
     cld = _detector()
     if cld is None:
@@ -146,7 +160,7 @@ def _english_problem(field: str, text: str) -> tuple[str | None, str | None]:
 
 def _source_language_problem(field: str, claimed: str, source: str) -> tuple[str | None, str | None]:
     """(detected source language, failure sentence if it confidently contradicts the claim)."""
-    probabilities = detect_language(source)
+    probabilities = source_language(source)
     code, probability = _top(probabilities)
     known = detector_languages()
     claimed = _ALIASES.get(claimed.lower(), claimed.lower())

@@ -365,9 +365,9 @@ CONTAINER_MAGIC = (b"%PDF-", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 
 def detected_language(text: str) -> tuple[str | None, float]:
     """The source's language by the detector (CLD2), and how sure it is (0..1)."""
-    from .checks import detect_language
+    from .checks import source_language
 
-    probabilities = detect_language(text[:100_000])
+    probabilities = source_language(text)
     if not probabilities:
         return None, 0.0
     code = max(probabilities, key=probabilities.__getitem__)

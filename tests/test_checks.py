@@ -169,6 +169,19 @@ def test_source_language_mismatch_is_detected() -> None:
     assert not any(f.startswith("source_language") for f in right["failures"])
 
 
+def test_the_checks_judge_the_source_language_on_the_sample_the_hint_came_from() -> None:
+    from summarizer.processor import detected_language
+
+    german = (SEEDS / "001_1a11767ed79f635d.txt").read_text("utf-8")
+    english = (SEEDS / "002_58b7a0a3b69e6006.txt").read_text("utf-8")
+    head = (german + "\n") * (checks.SOURCE_SAMPLE // len(german) + 1)
+    long_text = head[:checks.SOURCE_SAMPLE] + (english + "\n") * (10 * checks.SOURCE_SAMPLE // len(english))
+    hint, _ = detected_language(long_text)  # what the prompt was told, and the grammar pinned
+    assert hint == "de"
+    found = run_checks(result(source_language=hint), doc(long_text), TODAY)
+    assert not any(f.startswith("source_language") for f in found["failures"])  # not contradicted by the tail
+
+
 def test_source_language_lao_is_confirmed_and_english_for_lao_is_contradicted() -> None:
     lao = doc("ບໍລິສັດ CATL ໄດ້ລົງນາມສັນຍາຮ່ວມມືກັບລັດຖະບານລາວ ເພື່ອພັດທະນາພະລັງງານໃໝ່ ແລະ ແບັດເຕີຣີ")
     right = run_checks(result(source_language="lo"), lao, TODAY)
