@@ -249,6 +249,24 @@ def test_pipeline_extracts_a_valid_result(backend: LocalBackend) -> None:
 
 
 @pytest.mark.model
+def test_a_documents_spans_too_complex_for_llama_cpp_fall_back_to_the_schemas_grammar(
+        backend: LocalBackend, monkeypatch: pytest.MonkeyPatch) -> None:
+    import summarizer.backends.local as local
+
+    real = local.compile_grammar
+
+    def refuse_spans(llama, schema_id, prepared):
+        if "CATL" in json.dumps(prepared):  # the document's spans are in the schema
+            raise RunStopper("llama.cpp rejected the grammar: too complex")
+        return real(llama, schema_id, prepared)
+
+    monkeypatch.setattr(local, "compile_grammar", refuse_spans)
+    request = CompletionRequest(({"role": "user", "content": "CATL"},), load_schema("article"), 64,
+                                spans=("CATL", "Zhaoqing"))
+    assert backend._grammar(backend.load(), request) is not None  # one document's grammar never stops the run
+
+
+@pytest.mark.model
 def test_built_in_schemas_compile_and_impossible_grammars_stop_the_run(backend: LocalBackend) -> None:
     llama = backend.load()
     for name in ("article", "generic"):

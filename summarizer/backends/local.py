@@ -223,7 +223,12 @@ class LocalBackend:
 
         schema = request.schema
         if request.spans:  # one document's own: compiled for it, not kept
-            return LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
+            try:
+                return LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
+            except RunStopper:
+                # Too complex with this document's spans: its schema's own grammar, which compiles for
+                # every document; source alignment still removes a verbatim value not in the source.
+                request = replace(request, spans=())
         key = (schema.id, schema.sha256, repr(request.fixed))
         grammar = self._grammars.get(key)
         if grammar is None:
