@@ -68,3 +68,17 @@ def test_workers_come_from_flag_environment_or_config_and_must_be_positive(tmp_p
     assert build_settings({}, env={}, config_file=tmp_path / "none.toml").workers is None  # automatic
     with pytest.raises(ConfigError, match="--workers 0 from the command line: must be greater than or equal to 1"):
         build_settings({"workers": 0}, env={}, config_file=tmp_path / "none.toml")
+
+
+def test_the_model_name_is_the_one_the_chosen_backend_runs(tmp_path: Path) -> None:
+    from summarizer.backends import model_name
+
+    gguf = tmp_path / "tiny.gguf"
+    gguf.write_bytes(b"GGUF")
+    none = Path("/nonexistent.toml")
+    # A key chooses the OpenAI backend: a model file set elsewhere is not its model.
+    remote = build_settings({"model_path": gguf}, {"OPENAI_API_KEY": "sk-x"}, none)
+    assert model_name(remote) == "gpt-4o-mini"
+    # The embedded backend runs its file, whatever --model says.
+    local = build_settings({"backend": "local", "model": "gpt-4o", "model_path": gguf}, {}, none)
+    assert model_name(local) == "tiny.gguf"

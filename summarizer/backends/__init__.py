@@ -34,14 +34,13 @@ def capabilities_of(settings: Settings) -> Capabilities:
 
 
 def model_name(settings: Settings) -> str:
-    """--model, else the chosen backend's default model."""
+    """The model the chosen backend will run, as its `model` will say (prices, dry runs, ledgers)."""
     from pathlib import Path
 
-    if settings.model:
-        return settings.model
-    if settings.model_path is not None:
-        return Path(settings.model_path).name
-    return capabilities_of(settings).default_model
+    capabilities = capabilities_of(settings)
+    if capabilities.model_file:
+        return Path(settings.model_path).name if settings.model_path is not None else capabilities.default_model
+    return settings.model or capabilities.default_model
 
 
 def max_tokens(settings: Settings) -> int:

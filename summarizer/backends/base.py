@@ -51,6 +51,7 @@ class Capabilities:
     remote: bool = True  # talks to a server (worth a probe before a big run)
     quality_note: str | None = None  # said once per run on stderr (e.g. a tiny model's limits)
     batch_api: bool = False  # the server may offer /v1/files and /v1/batches (summarizer batch)
+    model_file: bool = False  # runs the --model-path file (its name is the model); --model does not apply
 
 
 class Backend(Protocol):

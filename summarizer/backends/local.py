@@ -55,7 +55,7 @@ class LocalBackend:
     # a smaller output budget.
     capabilities = Capabilities(parallel_requests=False, constrained_decoding=True,
                                 default_model=DEFAULT_MODEL_FILE, default_max_tokens=1024, paid=False,
-                                remote=False, quality_note=LOCAL_QUALITY_NOTE)
+                                remote=False, quality_note=LOCAL_QUALITY_NOTE, model_file=True)
 
     @classmethod
     def from_settings(cls, settings: Any, **_: Any) -> LocalBackend:
