@@ -36,6 +36,15 @@ def test_models_lists_what_the_server_offers_and_checks_model(cli, server):
     assert missing.code == 2 and "'gpt-9' is not offered" in missing.stderr and "loopback" in missing.stderr
 
 
+
+def test_models_accepts_a_name_ollama_lists_with_its_latest_tag_as_runs_do():
+    from summarizer.cli import main
+
+    with LoopbackServer(models=("llama3:latest", "qwen2:7b")) as ollama:
+        assert main(["models", "--base-url", ollama.url, "--model", "llama3"]) == 0
+        assert main(["models", "--base-url", ollama.url, "--model", "qwen2"]) == 2
+
+
 def test_schemas_lists_and_shows_with_traits(cli):
     listed = cli("schemas")
     assert listed.code == 0 and listed.stdout.startswith("article\tv") and "\ngeneric\tv" in listed.stdout

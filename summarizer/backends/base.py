@@ -73,3 +73,8 @@ class Backend(Protocol):
     async def aclose(self) -> None:
         """Release connections or model memory."""
         ...
+
+
+def serves(model: str, ids: list[str]) -> bool:
+    """Whether a server's model list names this model (Ollama lists `name:latest` for `name`)."""
+    return model in ids or (":" not in model and f"{model}:latest" in ids)

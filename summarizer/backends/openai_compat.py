@@ -29,7 +29,7 @@ from ..errors import (
     UnknownModel,
 )
 from ..ratelimit import RateLimiter
-from .base import Capabilities, Completion, CompletionRequest, Usage
+from .base import Capabilities, Completion, CompletionRequest, Usage, serves
 from .wire import (
     MAX_BODY_BYTES,
     CappedClient,
@@ -285,7 +285,7 @@ class OpenAIBackend:
             return  # no model list here (404/405/501, an odd listing): the documents decide the rest
         # A one-model server (llama.cpp, a single vLLM model) often answers to any name: if it does
         # not, its first 404 model_not_found stops the run after one request.
-        if len(ids) >= 2 and not _serves(self.model, ids):
+        if len(ids) >= 2 and not serves(self.model, ids):
             shown = ", ".join(repr(i[:80]) for i in ids[:5]) + (", ..." if len(ids) > 5 else "")
             raise UnknownModel(self.redact(
                 f"the model server at {self._where()} does not serve model {self.model!r} (it lists {shown}): "
@@ -459,11 +459,6 @@ class OpenAIBackend:
 
     def _where(self) -> str:
         return self.display_url or "the OpenAI API"
-
-
-def _serves(model: str, ids: list[str]) -> bool:
-    """Whether a model list names this model (Ollama lists `name:latest` for `name`)."""
-    return model in ids or (":" not in model and f"{model}:latest" in ids)
 
 
 def _error_code(exc: Any) -> str:
