@@ -26,6 +26,7 @@ from .backends.base import Backend, Capabilities, Completion, CompletionRequest
 from .cache import Cache, cache_key
 from .chunking import extract_document
 from .documents import Document, load_document
+from .documents.sniff import container
 from .errors import (
     InputError,
     NotStarted,
@@ -348,7 +349,7 @@ def write_output(path: Path, envelope: dict[str, Any], cached: bool) -> None:
 
 def document_from_bytes(path: str, data: bytes, limit: int) -> Document:
     """The document in `data` (read with `read_capped`), or TooLarge past the byte cap or `limit` characters."""
-    if len(data) > (CONTAINER_CAP if data.startswith(CONTAINER_MAGIC) else file_cap(limit)):
+    if len(data) > (CONTAINER_CAP if container(path, data[:1024]) else file_cap(limit)):
         raise TooLarge(f"{display_path(path)}: more than {len(data) - 1:,} bytes, over --max-doc-chars "
                        f"{limit:,}: split it, or raise --max-doc-chars")
     return load_document(path, data, max_chars=limit)  # raises TooLarge past `limit` characters
@@ -357,10 +358,6 @@ def document_from_bytes(path: str, data: bytes, limit: int) -> Document:
 def file_cap(max_doc_chars: int) -> int:
     """The most bytes read of a text file for this --max-doc-chars (containers: CONTAINER_CAP)."""
     return max_doc_chars * BYTES_PER_CHAR
-
-
-# PDF, ZIP (DOCX, PPTX) and OLE files are mostly images and fonts; their extraction caps the text.
-CONTAINER_MAGIC = (b"%PDF-", b"PK\x03\x04", b"\xd0\xcf\x11\xe0")
 
 
 def detected_language(text: str) -> tuple[str | None, float]:
@@ -416,10 +413,11 @@ def read_capped(path: str, limit: int, stream: bool = False) -> bytes:
         chunks: list[bytes] = []
         size = 0
         while size <= limit:
-            if size and chunks[0].startswith(CONTAINER_MAGIC) and limit < CONTAINER_CAP:
-                limit = CONTAINER_CAP
+            want = min(1 << 20, limit + 1 - size)
+            if not size:  # the first read takes enough to recognise a container, whose limit is higher
+                want = max(want, 1024)
             try:
-                chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+                chunk = os.read(fd, want)
             except OSError as exc:
                 if exc.errno == errno.EISDIR:
                     raise InputError(f"{display_path(path)}: is a folder") from exc
@@ -428,6 +426,8 @@ def read_capped(path: str, limit: int, stream: bool = False) -> bytes:
                 break
             chunks.append(chunk)
             size += len(chunk)
+            if len(chunks) == 1 and limit < CONTAINER_CAP and container(path, chunk[:1024]):
+                limit = CONTAINER_CAP
         return b"".join(chunks)
     finally:
         os.close(fd)

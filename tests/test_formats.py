@@ -367,3 +367,15 @@ def test_folder_of_every_format_through_the_cli(tmp_path: Path, cli, server: Loo
     assert entries["locked.pdf"]["status"] == "encrypted"
     assert {entries[name]["status"] for name in files} <= {"ok", "cached"}
     assert "no_text_layer" in result.stderr and "encrypted" in result.stderr
+
+
+def test_a_pdf_whose_header_is_not_at_byte_zero_gets_a_containers_size_limit(tmp_path):
+    from summarizer.processor import document_from_bytes, file_cap, read_capped
+
+    pdf = b"\n" + make_pdf(["CATL signed an agreement with Zhaoqing."])  # readers accept it; so do we
+    limit = 40  # characters: far fewer than the PDF's bytes, more than its text
+    assert len(pdf) > file_cap(limit)
+    (tmp_path / "late.pdf").write_bytes(pdf)
+    data = read_capped(str(tmp_path / "late.pdf"), file_cap(limit))
+    assert data == pdf  # read whole, as a container
+    assert "CATL signed" in document_from_bytes("late.pdf", data, limit).text
