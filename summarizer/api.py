@@ -148,9 +148,7 @@ class _Session:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self.processor.backend.aclose()
-        if self.processor.cache is not None:
-            self.processor.cache.close()
+        await self.processor.aclose()
 
     async def process(self, index: int, source: Source) -> Outcome:
         if isinstance(source, Path):

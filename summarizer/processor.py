@@ -137,6 +137,12 @@ class DocumentProcessor:
         self._key_base = spec.key_parts(backend)
         self._traits = spec.schema.traits.as_dict()
 
+    async def aclose(self) -> None:
+        """Close the backend's client (or model) and the cache."""
+        await self.backend.aclose()
+        if self.cache is not None:
+            self.cache.close()
+
     async def process(self, item: InputItem, final: bool, path: Path | None) -> Outcome:
         """One document from bytes to the output file at `path`; every failure becomes a status."""
         started = self._clock()

@@ -146,9 +146,10 @@ def summarize(settings: Settings, paths: list[str], *, batch: bool = False) -> R
                 await backend.probe()  # a dead server, unknown model or bad key stops here, not per document
             return await scheduler.run(items(), total)
         finally:
-            if on_ray:
+            if on_ray or workers > 1:  # the engine's processors have their own backends; this one probed
                 await backend.aclose()
-            await (backend.aclose() if workers > 1 else engine.aclose())
+            if workers == 1:  # worker processes are closed below, once the loop is gone
+                await engine.aclose()
 
     finished = False
     try:

@@ -24,6 +24,4 @@ class InProcessEngine:
         self.control.stop()
 
     async def aclose(self) -> None:
-        await self.processor.backend.aclose()
-        if self.processor.cache is not None:
-            self.processor.cache.close()
+        await self.processor.aclose()

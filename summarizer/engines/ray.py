@@ -215,9 +215,7 @@ class DocumentActor:
         if self._watch is not None:
             self._watch.cancel()
         await self._limits.state.remote(*self.take_spent())
-        await self._processor.backend.aclose()
-        if self._processor.cache is not None:
-            self._processor.cache.close()
+        await self._processor.aclose()
 
 
 def _warn(message: str) -> None:

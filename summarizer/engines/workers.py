@@ -250,9 +250,7 @@ async def _serve(conn: Connection, make_processor: MakeProcessor, slots: int, sh
             await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         loop.remove_reader(conn.fileno())
-        await processor.backend.aclose()
-        if processor.cache is not None:
-            processor.cache.close()
+        await processor.aclose()
 
 
 def _send(conn: Connection, message: Any) -> None:
