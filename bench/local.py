@@ -17,6 +17,7 @@ import argparse
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from typing import Any
 
 from _common import ROOT
@@ -24,7 +25,7 @@ from _common import ROOT
 from summarizer.artifacts import load_prompt, load_schema
 from summarizer.backends.base import Completion, CompletionRequest
 from summarizer.backends.local import LocalBackend
-from summarizer.grammar import fix_values, link_schema, offer_spans
+from summarizer.grammar import link_schema
 from summarizer.errors import ExtractionError
 from summarizer.pipeline import extract
 
@@ -66,14 +67,9 @@ def tool_run(
     return time.perf_counter() - start, status
 
 
-def request_schema(prepared: dict[str, Any], request: CompletionRequest) -> dict[str, Any]:
-    """The prepared schema with the request's pinned values and offered source spans (as the tool's)."""
-    schema = fix_values(prepared, request.fixed) if request.fixed else prepared
-    return offer_spans(schema, request.schema.traits.verbatim, request.spans) if request.spans else schema
-
-
 def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat_penalty: float,
-             prepared: dict[str, Any], links: dict[str, str]) -> tuple[float, list]:
+             request_schema: Callable[[CompletionRequest], dict[str, Any]],
+             links: dict[str, str]) -> tuple[float, list]:
     """The same work with bare calls, including the second pass when an answer breaks a link."""
     from llama_cpp import LlamaGrammar
 
@@ -82,7 +78,7 @@ def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat
     answers = []
     for r in requests:
         if r.spans or r.fixed:  # this document's own grammar, built by llama-cpp-python's converter
-            grammar = LlamaGrammar.from_json_schema(json.dumps(request_schema(prepared, r)), verbose=False)
+            grammar = LlamaGrammar.from_json_schema(json.dumps(request_schema(r)), verbose=False)
         answer = llama.create_chat_completion(
             messages=list(r.messages), grammar=grammar, max_tokens=r.max_tokens,
             temperature=0.0, repeat_penalty=repeat_penalty,
@@ -90,7 +86,7 @@ def bare_run(llama: Any, grammar: Any, requests: list[CompletionRequest], repeat
         choice = answer["choices"][0]
         if choice["finish_reason"] == "stop":
             try:
-                linked = link_schema(request_schema(prepared, r), links,
+                linked = link_schema(request_schema(r), links,
                                      json.loads(choice["message"]["content"] or ""))
             except json.JSONDecodeError:
                 linked = None
@@ -122,7 +118,7 @@ def main() -> None:
     warm = Recorder(backend)
     loop = asyncio.new_event_loop()  # one loop for the whole run, as in the CLI
     tool_run(loop, warm, llama, "CATL signed an agreement.", 8)
-    bare_run(llama, grammar, warm.requests, backend.repeat_penalty, prepared, links)
+    bare_run(llama, grammar, warm.requests, backend.repeat_penalty, backend.request_schema, links)
 
     print(f"{'document':<24} {'prompt':>6} {'compl':>6} {'calls':>5} {'tool s':>7} {'bare s':>7} "
           f"{'overhead':>8}  same  result")
@@ -133,7 +129,8 @@ def main() -> None:
         recorder = Recorder(backend)
         # The tool goes first: its requests (with the pipeline's random boundary) are what gets replayed.
         tool_s, status = tool_run(loop, recorder, llama, text, args.max_tokens)
-        bare_s, bare = bare_run(llama, grammar, recorder.requests, backend.repeat_penalty, prepared, links)
+        bare_s, bare = bare_run(llama, grammar, recorder.requests, backend.repeat_penalty, backend.request_schema,
+                                links)
         same = [a.content for a in recorder.answers] == [b["choices"][0]["message"]["content"] for b in bare]
         prompt_tokens = sum(a.usage.prompt_tokens for a in recorder.answers)
         completion_tokens = sum(a.usage.completion_tokens for a in recorder.answers)

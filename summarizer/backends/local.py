@@ -170,7 +170,7 @@ class LocalBackend:
             answer = json.loads(completion.content or "")
         except json.JSONDecodeError:
             return None
-        linked = link_schema(self._request_schema(request), links, answer)
+        linked = link_schema(self.request_schema(request), links, answer)
         if linked is None:
             return None
         from llama_cpp import LlamaGrammar
@@ -209,7 +209,7 @@ class LocalBackend:
                 self._llama.close()
                 self._llama = None
 
-    def _request_schema(self, request: CompletionRequest) -> dict[str, Any]:
+    def request_schema(self, request: CompletionRequest) -> dict[str, Any]:
         """The prepared schema with this request's measured values pinned and its source spans offered."""
         schema = self.prepared_schema(request.schema)
         if request.fixed:
@@ -224,7 +224,7 @@ class LocalBackend:
         schema = request.schema
         if request.spans:  # one document's own: compiled for it, not kept
             try:
-                return LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
+                return LlamaGrammar.from_string(compile_grammar(llama, schema.id, self.request_schema(request)))
             except RunStopper:
                 # Too complex with this document's spans: its schema's own grammar, which compiles for
                 # every document; source alignment still removes a verbatim value not in the source.
@@ -232,7 +232,7 @@ class LocalBackend:
         key = (schema.id, schema.sha256, repr(request.fixed))
         grammar = self._grammars.get(key)
         if grammar is None:
-            grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, self._request_schema(request)))
+            grammar = LlamaGrammar.from_string(compile_grammar(llama, schema.id, self.request_schema(request)))
             self._grammars[key] = grammar
         return grammar
 
