@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from .artifacts import load_schema, prompt_for
-from .batch_ledger import Ledger
+from .batch_ledger import TERMINAL_BATCH, Ledger
 from .errors import ConfigError, SummarizerError
 from .inputs import STDIN, InputItem, display_path, iter_inputs
 from .outcome import OK_STATUSES, Outcome, RunReport, Status
@@ -205,7 +205,7 @@ class BatchJob:
         polls = 0
         while self._clock() - started <= self.settings.batch_wait:
             parts = self.client.refresh()
-            if any(p.status in ("completed", "failed", "expired", "cancelled") for p in parts) or not parts:
+            if any(p.status in TERMINAL_BATCH for p in parts) or not parts:
                 return
             line = self._progress_line(parts)
             if line != shown and not self.settings.quiet:

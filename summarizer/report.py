@@ -15,9 +15,6 @@ from .render import make_console, safe
 from .report_load import load_outputs, print_loading
 from .report_model import Report, build_report
 
-FORMATS = ("md", "html", "csv", "jsonl")
-
-
 def render(report: Report, fmt: str | None) -> str:
     """The report as text in one format (None: the terminal tables, 120 columns, no colour)."""
     from .report_formats import terminal_renderable, to_csv, to_jsonl, to_markdown

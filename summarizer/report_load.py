@@ -91,9 +91,9 @@ def find_output_files(outputs: Iterable[str]) -> tuple[list[Path], list[tuple[Pa
     return list(dict.fromkeys(files)), problems
 
 
-def read_json_file(path: Path, limit: int | None = None) -> Any:
+def read_json_file(path: Path) -> Any:
     """A file's JSON value, within the limits above; raises ValueError with a readable reason."""
-    limit = limit or MAX_OUTPUT_BYTES
+    limit = MAX_OUTPUT_BYTES
     try:
         # O_NONBLOCK: a FIFO named x.json must not hang the command; fstat then rejects it.
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
