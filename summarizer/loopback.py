@@ -121,7 +121,7 @@ def sample_answer(request: dict[str, Any]) -> dict[str, Any]:
 
 
 def _document_text(request: dict[str, Any]) -> str:
-    """The document inside the last user message (between its <<<... boundary lines), or all of it."""
+    """The document inside the first user message (between its <<<... boundary lines), or all of it."""
     messages = request.get("messages") or []
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     content = str(users[0].get("content") or "") if users else ""
@@ -130,15 +130,12 @@ def _document_text(request: dict[str, Any]) -> str:
 
 
 def _language(text: str) -> str:
-    """The document's language by CLD2 (as the tool's own checks detect it), English if unsure."""
-    try:
-        import pycld2
+    """The document's language as the tool's own checks detect it, English if unsure."""
+    from .checks import source_language
 
-        _, _, details = pycld2.detect(text.encode("utf-8", "replace"))[:3]
-        code = str(details[0][1]).split("-")[0].lower()
-    except Exception:  # an odd text: the detector's verdict does not matter to a fake server
-        return "en"
-    return code if len(code) == 2 and code != "un" else "en"
+    probabilities = source_language(text)
+    code = max(probabilities, key=probabilities.__getitem__, default="en")
+    return code if len(code) == 2 else "en"
 
 
 @dataclass
