@@ -16,10 +16,11 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from .artifacts import load_schema, prompt_for
+from .artifacts import PromptSpec, SchemaSpec, load_schema, prompt_for
 from .batch_ledger import TERMINAL_BATCH, Ledger
 from .errors import ConfigError, SummarizerError
 from .inputs import STDIN, InputItem, display_path, iter_inputs
@@ -138,8 +139,6 @@ class BatchJob:
         self.settings, self.ledger, self._clock = settings, ledger, clock
         self.err = make_console(sys.stderr)
         self.model = model_name(settings)
-        self.schema = load_schema(settings.schema)
-        self.prompt = prompt_for(self.schema, settings.prompt_dir)  # as `summarize` does
         self.capabilities = OpenAIBackend.capabilities
         self.max_tokens = max_tokens(settings)
         job = ledger.meta("job")
@@ -152,6 +151,16 @@ class BatchJob:
         self.report = RunReport()
         self.pending = 0
         self._started = clock()
+
+    # Loaded only for a round that processes documents: `batch status` and `cancel` never run a
+    # schema file named in the ledger.
+    @cached_property
+    def schema(self) -> SchemaSpec:
+        return load_schema(self.settings.schema)
+
+    @cached_property
+    def prompt(self) -> PromptSpec:
+        return prompt_for(self.schema, self.settings.prompt_dir)  # as `summarize` does
 
     def _check_target(self) -> None:
         # Answers in the ledger belong to one model and server; mixing would re-send everything.

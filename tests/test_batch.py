@@ -124,6 +124,18 @@ def test_a_user_schema_and_a_list_of_files_alone_send_what_summarize_sends(cli, 
     assert line["body"] == batch_server.requests[0].body  # the user schema's own prompt, as summarize builds it
 
 
+def test_batch_status_and_cancel_never_run_the_schema_file_the_ledger_names(cli, batch_server, tmp_path):
+    marker = tmp_path / "imported"
+    (tmp_path / "note.py").write_text(f"open({str(marker)!r}, 'w').write('x')\n" + NOTE)
+    docs = make_docs(tmp_path / "docs", 2)
+    submitted = batch(cli, batch_server, tmp_path, "submit", docs, "--schema", f"{tmp_path / 'note.py'}:Note")
+    assert submitted.code == 0, submitted.stderr
+    marker.unlink()  # the submit loaded it, as the user asked
+    assert batch(cli, batch_server, tmp_path, "status").code == 0
+    assert batch(cli, batch_server, tmp_path, "cancel").code == 0
+    assert not marker.exists()
+
+
 def test_cached_documents_are_never_submitted(cli, batch_server, tmp_path):
     docs = make_docs(tmp_path / "docs", 5)
     first = make_docs(tmp_path / "first", 0)
