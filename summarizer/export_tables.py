@@ -193,9 +193,10 @@ def _links(result: dict[str, Any], traits: SchemaTraits) -> list[tuple[Any, ...]
     rows: list[tuple[Any, ...]] = []
     for link, target in traits.links.items():
         names: dict[str, str] = {}
-        for where, value in iter_values(result, target):
-            if isinstance(value, str):
-                names.setdefault(fold(value), where)
+        for name in traits.link_names(target):  # as the checks accept links: the target first
+            for where, value in iter_values(result, name):
+                if isinstance(value, str):
+                    names.setdefault(fold(value), where)
         target_list = target.rpartition("[]")[0] if target.count("[]") == 1 else None
         key_field = traits.entities.get(target_list or "")
         for where, value in _each(iter_values(result, link)):

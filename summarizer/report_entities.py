@@ -64,7 +64,9 @@ def _entity_items(doc: OutputDocument) -> list[tuple[str, list[str], list[str], 
                 continue
             details = [s for name, value in item.items() if name != key and name not in verbatim
                        for s in scalars(value)]
-            linked = [column for column, target, given in links if alias_key(one(item.get(target))) in given]
+            # As the checks accept links: by the target field or the item's verbatim spelling.
+            linked = [column for column, target, given in links
+                      if any(alias_key(one(item.get(field))) in given for field in (target, *verbatim))]
             items.append((label(path), names, spellings, Mention(doc.label, details, linked)))
     return items
 

@@ -384,3 +384,17 @@ def test_an_output_that_says_passed_but_lists_unsupported_facts_is_never_ok(cli,
     assert query(tmp_path / "r.sqlite", "SELECT status, checks_passed FROM documents") == [("flagged", 1)]
     line = json.loads(cli("report", out, "--format", "jsonl").stdout)
     assert line["checks"] == "failed" and line["unsupported"] == 1
+
+
+def test_a_party_named_as_the_source_spells_its_organization_is_linked_as_the_checks_accept(cli, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    result = article("A deal", "Two parties signed. The source says so.", "en",
+                     [org("CATL", "Contemporary Amperex"), org("Zhaoqing", "municipal government of Zhaoqing")],
+                     ["CATL", "municipal government of Zhaoqing"])
+    (out / "deal.json").write_text(json.dumps({**envelope("deal", result), "checks": {"passed": True}}))
+    assert cli("export", out, "-o", tmp_path / "r.sqlite").code == 0
+    rows = query(tmp_path / "r.sqlite", "SELECT value, target_position, target_key FROM links ORDER BY value")
+    assert rows == [("CATL", 0, "CATL"), ("municipal government of Zhaoqing", 1, "Zhaoqing")]
+    md = cli("report", out, "--format", "md").stdout
+    assert md.count("(in agreement.parties)") == 2
