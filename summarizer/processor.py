@@ -50,6 +50,7 @@ RUN_STAMPS = frozenset({"created_at", "cached", "usage"})
 # container (PDF, DOCX...) may be up to CONTAINER_CAP bytes, since its extraction caps the text.
 BYTES_PER_CHAR = 8
 CONTAINER_CAP = 512 * 1024 * 1024
+OFF_LOOP_BYTES = 256 * 1024  # inputs larger than this are extracted in a thread, off the event loop
 # Outputs carry the decoded text up to this size, so the evidence can be shown without the file.
 TEXT_IN_OUTPUT_LIMIT = 200_000
 # The detector's share of the text in its top language above which the language is a known fact.
@@ -225,7 +226,9 @@ class DocumentProcessor:
                     data = read_capped(item.path, file_cap(limit))
             except OSError as exc:
                 raise InputError(f"{display_path(item.path)}: cannot read ({exc.strerror or exc})") from exc
-        return document_from_bytes(item.path, data, limit)
+        if len(data) > OFF_LOOP_BYTES:  # a 1,000-page PDF takes seconds: other documents' requests go on
+            return await asyncio.to_thread(document_from_bytes, item.path, data, limit)
+        return document_from_bytes(item.path, data, limit)  # most documents: a thread would cost more
 
     def _cache_get(self, key: str) -> dict[str, Any] | None:
         return self.cache.get(key) if self.cache is not None else None
