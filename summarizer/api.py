@@ -30,6 +30,7 @@ from .outcome import OK_STATUSES, Outcome, Status
 from .settings import Settings, build_settings
 
 Source = str | Path | bytes
+AHEAD = 16  # results summarize_many's loop may finish before the caller takes them
 
 
 @dataclass(frozen=True)
@@ -82,28 +83,36 @@ async def asummarize_many(sources: Iterable[Source], *, schema: str | type[BaseM
         # At most `concurrency` documents in progress: sources are read lazily, so a generator of
         # millions of them never becomes millions of tasks.
         pending: set[asyncio.Future[Result | SummarizerError]] = set()
-        for index, source in enumerate(sources):
-            pending.add(asyncio.ensure_future(one(index, source)))
-            if len(pending) >= session.concurrency:
+        try:
+            for index, source in enumerate(sources):
+                pending.add(asyncio.ensure_future(one(index, source)))
+                if len(pending) >= session.concurrency:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    for finished in done:
+                        yield finished.result()
+            while pending:
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 for finished in done:
                     yield finished.result()
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for finished in done:
-                yield finished.result()
+        finally:  # the caller stopped early: documents in progress are abandoned before the session closes
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
 
 
 def summarize_many(sources: Iterable[Source], *, schema: str | type[BaseModel] = "article",
                    settings: Settings | None = None, **options: Any) -> Iterator[Result | SummarizerError]:
     """Blocking form of asummarize_many: yields results as they finish (a loop runs in a thread)."""
-    results: queue.Queue[Any] = queue.Queue()
-    done = object()
+    # Bounded: the loop runs at most a few results ahead of the caller, and stops when the caller does.
+    results: queue.Queue[Any] = queue.Queue(maxsize=AHEAD)
+    done, stop = object(), threading.Event()
 
     async def produce() -> None:
         try:
             async for result in asummarize_many(sources, schema=schema, settings=settings, **options):
-                results.put(result)
+                await asyncio.to_thread(results.put, result)  # waits for the caller, not on the loop
+                if stop.is_set():
+                    break
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             results.put(exc)
         finally:
@@ -111,11 +120,19 @@ def summarize_many(sources: Iterable[Source], *, schema: str | type[BaseModel] =
 
     thread = threading.Thread(target=asyncio.run, args=(produce(),), daemon=True)
     thread.start()
-    while (item := results.get()) is not done:
-        if isinstance(item, BaseException) and not isinstance(item, SummarizerError):
-            raise item
-        yield item
-    thread.join()
+    try:
+        while (item := results.get()) is not done:
+            if isinstance(item, BaseException) and not isinstance(item, SummarizerError):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # let a waiting put through; the loop then closes the session
+            try:
+                results.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        thread.join()
 
 
 class _Session:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -123,3 +124,16 @@ def test_many_reads_its_sources_lazily_and_a_missing_file_is_one_failure(server)
     rest = list(stream)
     errors = [r for r in [first, *rest] if isinstance(r, Exception)]
     assert len(rest) + 1 == 40 and len(errors) == 1 and "no such file" in str(errors[0])
+
+
+def test_stopping_early_stops_the_work(server):
+    server.latency = 0.05
+    sources = (f"Document {i}. CATL signed an agreement." for i in range(200))
+    for taken, _ in enumerate(summarizer.summarize_many(sources, base_url=server.url, use_cache=False,
+                                                        concurrency=4), 1):
+        if taken == 2:
+            break
+    sent = len(server.requests)
+    time.sleep(1.0)  # the 200 documents would take 2.5 s at this latency
+    assert len(server.requests) == sent  # nothing more goes out once the caller has stopped
+    assert sent < 2 + 16 + 4 + 4  # taken, waiting for the caller, in flight: not the 200
