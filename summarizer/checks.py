@@ -32,7 +32,7 @@ from pydantic import BaseModel
 from summarizer.schemas._common import fold
 
 from .anchoring import anchor_fields
-from .traits import SchemaTraits, item_path, strings_at, traits_of
+from .traits import SchemaTraits, strings_at, traits_of
 
 if TYPE_CHECKING:
     from .documents import Document
